@@ -1,0 +1,6 @@
+"""Reference optimizers, drop-in for ``torch.optim``.
+
+Each class lives in its own module and reads like the math: a docstring with
+the update rule, then one plain loop over the parameters. Same names,
+arguments, defaults, state keys and numbers as ``torch.optim``.
+"""

@@ -1,0 +1,62 @@
+# Stepwise: `make lab` to learn, `make test` to prove it works.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+# The environment is rebuilt when the pinned requirements or the project metadata change.
+STAMP := $(VENV)/.stamp-$(shell cat requirements/lock.txt pyproject.toml | sha256sum | cut -c1-16)
+LAB_ARGS ?=
+# Learner state (progress, grading records) of test runs goes to a throwaway directory.
+TEST_ENV := STEPWISE_HOME=$(CURDIR)/build/stepwise-home NBTIMES=$(CURDIR)/build/nbtimes.tsv
+PYTEST := $(TEST_ENV) $(BIN)/python -m pytest
+NBVAL := $(PYTEST) -n 2 --dist loadfile --nbval-current-env --nbval-cell-timeout=120 \
+         --nbval-sanitize-with tools/nbval_sanitize.cfg
+
+.PHONY: setup lab test test-unit test-solutions test-notebooks notebooks check-sync execute clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements/lock.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/lock.txt
+	$(BIN)/python -m pip install -qq --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ipykernel)" >/dev/null
+	@rm -f $(VENV)/.stamp-*
+	@touch $@
+
+lab: setup
+	JUPYTER_PREFER_ENV_PATH=1 $(BIN)/jupyter lab notebooks/00_welcome.ipynb $(LAB_ARGS)
+
+test: setup
+	@rm -rf build/stepwise-home build/nbtimes.tsv; mkdir -p build/stepwise-home
+	@status=0; \
+	$(MAKE) --no-print-directory test-unit || status=1; \
+	$(MAKE) --no-print-directory test-solutions || status=1; \
+	$(MAKE) --no-print-directory test-notebooks || status=1; \
+	$(MAKE) --no-print-directory check-sync || status=1; \
+	$(BIN)/python tools/nbtimes.py report build/nbtimes.tsv; \
+	if [ $$status = 0 ]; then echo "make test: all passed"; else echo "make test: FAILED"; fi; \
+	exit $$status
+
+test-unit: setup
+	$(PYTEST) -q -n 2 tests
+
+test-solutions: setup
+	$(NBVAL) -q --nbval solutions
+
+test-notebooks: setup
+	$(NBVAL) -q --nbval-lax notebooks
+
+notebooks: setup
+	$(BIN)/python tools/pipeline.py generate
+
+check-sync: setup
+	$(BIN)/python tools/pipeline.py check-sync
+
+# Re-run solutions/ in place to refresh their stored outputs (NB=03 for one notebook).
+execute: setup
+	$(BIN)/python tools/pipeline.py execute $(NB)
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .hypothesis .ruff_cache *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from .surfaces import Surface
 
-__all__ = ["COLORS", "plot_paths", "plot_losses"]
+__all__ = ["COLORS", "plot_losses", "plot_paths"]
 
 # Colour-blind-safe (Okabe–Ito), in the order paths are drawn.
 COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
@@ -60,14 +60,38 @@ def plot_paths(
     height = torch.log1p(surface.f(grid_x, grid_y) - surface.minimum)
     ax.contour(grid_x, grid_y, height, levels=levels, cmap="Greys_r", linewidths=0.6)
     minima = torch.tensor(surface.minima)
-    ax.plot(minima[:, 0], minima[:, 1], "*", color="gold", markeredgecolor="black",
-            markersize=14, zorder=3, label="minimum" if len(minima) == 1 else "minima")
+    ax.plot(
+        minima[:, 0],
+        minima[:, 1],
+        "*",
+        color="gold",
+        markeredgecolor="black",
+        markersize=14,
+        zorder=3,
+        label="minimum" if len(minima) == 1 else "minima",
+    )
     for i, (label, path) in enumerate(paths.items()):
         path = path.detach().cpu()
-        ax.plot(path[:, 0], path[:, 1], "-o", color=_color(i), markersize=2.5, linewidth=1.2,
-                label=label, zorder=4)
-        ax.plot(path[0, 0], path[0, 1], "o", color=_color(i), markersize=8,
-                markerfacecolor="none", markeredgewidth=1.5, zorder=4)
+        ax.plot(
+            path[:, 0],
+            path[:, 1],
+            "-o",
+            color=_color(i),
+            markersize=2.5,
+            linewidth=1.2,
+            label=label,
+            zorder=4,
+        )
+        ax.plot(
+            path[0, 0],
+            path[0, 1],
+            "o",
+            color=_color(i),
+            markersize=8,
+            markerfacecolor="none",
+            markeredgewidth=1.5,
+            zorder=4,
+        )
     ax.set(xlim=surface.xlim, ylim=surface.ylim, xlabel="x", ylabel="y", title=surface.name)
     ax.set_aspect("equal")
     ax.legend(loc="best", fontsize="small")

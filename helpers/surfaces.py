@@ -26,13 +26,13 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "Surface",
+    "HIMMELBLAU",
+    "RASTRIGIN",
     "RAVINE",
     "ROSENBROCK",
     "SADDLE",
-    "HIMMELBLAU",
-    "RASTRIGIN",
     "SURFACES",
+    "Surface",
     "trajectory",
 ]
 

@@ -4,3 +4,9 @@ Each class lives in its own module and reads like the math: a docstring with
 the update rule, then one plain loop over the parameters. Same names,
 arguments, defaults, state keys and numbers as ``torch.optim``.
 """
+
+from .sgd import SGD
+
+__all__ = [
+    "SGD",
+]

@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 # The environment is rebuilt when the pinned requirements or the project metadata change.
 STAMP := $(VENV)/.stamp-$(shell cat requirements/lock.txt pyproject.toml | sha256sum | cut -c1-16)
 LAB_ARGS ?=
+# Jupyter refuses to run as root unless told to (containers, CI machines).
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 # Learner state (progress, grading records) of test runs goes to a throwaway directory.
 TEST_ENV := STEPWISE_HOME=$(CURDIR)/build/stepwise-home NBTIMES=$(CURDIR)/build/nbtimes.tsv
 PYTEST := $(TEST_ENV) $(BIN)/python -m pytest
@@ -25,7 +27,7 @@ $(STAMP): requirements/lock.txt pyproject.toml
 	@touch $@
 
 lab: setup
-	JUPYTER_PREFER_ENV_PATH=1 $(BIN)/jupyter lab notebooks/00_welcome.ipynb $(LAB_ARGS)
+	JUPYTER_PREFER_ENV_PATH=1 $(BIN)/jupyter lab $(ROOT_FLAG) notebooks/00_welcome.ipynb $(LAB_ARGS)
 
 test: setup
 	@rm -rf build/stepwise-home build/nbtimes.tsv; mkdir -p build/stepwise-home

@@ -174,9 +174,9 @@ def check_sync():
 def execute(names=()):
     from nbclient import NotebookClient
 
-    with tempfile.TemporaryDirectory() as home:
-        os.environ["STEPWISE_HOME"] = home  # fresh progress, so outputs never depend on it
-        for path in solutions(names):
+    for path in solutions(names):
+        with tempfile.TemporaryDirectory() as home:
+            os.environ["STEPWISE_HOME"] = home  # fresh progress each, as under nbval
             nb = stamp_nbgrader(nbformat.read(path, 4))
             nb.metadata = {"kernelspec": dict(KERNELSPEC), "language_info": dict(LANGUAGE_INFO)}
             NotebookClient(nb, timeout=120, kernel_name="python3",

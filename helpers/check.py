@@ -62,7 +62,7 @@ def main(argv=None):
         return USAGE_ERROR
     try:
         candidate = load(args.candidate)
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 (any error in the learner's file)
         print(f"cannot load {args.candidate}: {type(error).__name__}: {error}", file=sys.stderr)
         return USAGE_ERROR
     result = check(args.exercise, candidate, strict=False)

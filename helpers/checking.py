@@ -30,9 +30,9 @@ import sysconfig
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 __all__ = [
     "Mismatch",
@@ -42,6 +42,7 @@ __all__ = [
     "exercise",
     "hint",
     "progress",
+    "untimed",
     "use",
 ]
 
@@ -167,40 +168,72 @@ def _timeout_seconds(timeout):
     return float(timeout)
 
 
+_pause = None  # while a check runs: a function that pauses its deadline, returning "resume"
+
+
 @contextlib.contextmanager
 def _deadline(seconds):
     """Raise _Timeout after ``seconds``: SIGALRM on the main thread (where Jupyter
     runs cells), a line-tracing deadline on other threads."""
+    global _pause
     if threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer"):
 
         def on_alarm(signum, frame):
             raise _Timeout
 
+        def pause():
+            left = signal.setitimer(signal.ITIMER_REAL, 0)[0]
+            return lambda: signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3))
+
         start = time.monotonic()
         old_handler = signal.signal(signal.SIGALRM, on_alarm)
         old_delay, old_interval = signal.setitimer(signal.ITIMER_REAL, seconds)
+        _pause = pause
         try:
             yield
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old_handler)
+            _pause = None
             if old_delay:  # someone else's timer was running: give it back what is left
                 left = max(old_delay - (time.monotonic() - start), 1e-3)
                 signal.setitimer(signal.ITIMER_REAL, left, old_interval)
     else:
-        end = time.monotonic() + seconds
+        clock = {"end": time.monotonic() + seconds, "paused": False}
 
         def tracer(frame, event, arg):
-            if time.monotonic() > end:
+            if not clock["paused"] and time.monotonic() > clock["end"]:
                 raise _Timeout
             return tracer
 
+        def pause():
+            clock["paused"], paused_at = True, time.monotonic()
+
+            def resume():
+                clock["end"] += time.monotonic() - paused_at
+                clock["paused"] = False
+
+            return resume
+
         old_trace = sys.gettrace()
         sys.settrace(tracer)
+        _pause = pause
         try:
             yield
         finally:
             sys.settrace(old_trace)
+            _pause = None
+
+
+@contextlib.contextmanager
+def untimed():
+    """Pause the running check's timeout, e.g. around a slow one-off import in a checker."""
+    resume = _pause() if _pause is not None else None
+    try:
+        yield
+    finally:
+        if resume is not None:
+            resume()
 
 
 @contextlib.contextmanager
@@ -344,6 +377,8 @@ def _show(value):
         with _print_options(torch):
             shown = repr(value.detach())
         return re.sub(r"\s*\n\s*", " ", shown)
+    if isinstance(value, str):  # checkers may describe a value in words
+        return value
     if isinstance(value, float):
         return repr(value)
     text = repr(value)
@@ -365,7 +400,7 @@ def _print_options(torch):
 def _mismatch_result(ex, mismatch):
     details = [("case", str(mismatch.case))]
     if mismatch.step is not None:
-        details.append(("step", f"{mismatch.step} (the first step where the results differ)"))
+        details.append(("step", str(mismatch.step)))
     if mismatch.detail:
         details.append(("detail", str(mismatch.detail)))
     if mismatch.expected is not None or mismatch.got is not None:
@@ -402,8 +437,10 @@ def _timeout_result(ex, error, seconds):
     details.append(
         (
             "timed out",
-            f"no answer after {seconds:g} s. An infinite loop? "
-            "(a loop whose condition never changes, or a counter you forgot to advance)",
+            (
+                f"no answer after {seconds:g} s. An infinite loop? "
+                "(a loop whose condition never changes, or a counter you forgot to advance)"
+            ),
         )
     )
     return Result(ex.id, "failed", f"timed out after {seconds:g} s", ex.title, tuple(details))
@@ -432,7 +469,7 @@ def _run(ex, candidate, timeout):
         return _error_result(ex, error)
     except _Timeout as error:
         return _timeout_result(ex, error, seconds)
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 (the learner's code may raise anything)
         return _error_result(ex, error)
     return Result(ex.id, "passed", verified or "all cases passed", ex.title)
 
@@ -456,7 +493,7 @@ def _read_progress() -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
+            raise ValueError("not a JSON object")  # noqa: TRY004 (reported like bad JSON)
         return data
     except FileNotFoundError:
         return {}

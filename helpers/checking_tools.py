@@ -13,15 +13,18 @@ candidate's answer becomes the reported cause.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import numbers
 
 import torch
 
-from .checking import Mismatch, case
+from .checking import Mismatch, case, untimed
 
 __all__ = [
+    "OptimCase",
     "compare_function",
+    "compare_optimizer",
     "expect_close",
     "expect_unchanged",
 ]
@@ -50,7 +53,7 @@ def _kind(value):
 def expect_close(case, expected, got, *, what="result", step=None, rtol=None, atol=None):
     """Check that ``got`` matches ``expected``: same kind (tensor or number, or a
     list/tuple of them), shape, dtype, finiteness, then values within tolerance."""
-    where = dict(step=step)
+    where = {"step": step}
     if isinstance(expected, (list, tuple)):
         if not isinstance(got, (list, tuple)) or len(got) != len(expected):
             raise Mismatch(
@@ -222,7 +225,7 @@ def _diagnose(mistakes, reproduces):
         try:
             if reproduces(wrong):
                 return description
-        except Exception:
+        except Exception:  # noqa: BLE001, S112 (a mistake that crashes reproduces nothing)
             continue
     return None
 
@@ -258,9 +261,10 @@ def compare_function(
                 expect_close(name, expected, got, what=what, rtol=rtol, atol=atol)
         except Mismatch as mismatch:
             if mismatch.cause is None:
-                mismatch.cause = _diagnose(
-                    mistakes, lambda wrong: _same_outcome(wrong, args, got, got_args, in_place)
+                reproduces = functools.partial(
+                    _same_outcome, args=args, got=got, got_args=got_args, in_place=in_place
                 )
+                mismatch.cause = _diagnose(mistakes, reproduces)
             raise
     return f"{len(cases)} cases: " + "; ".join(cases)
 
@@ -300,3 +304,279 @@ def _same_outcome(wrong, args, got, got_args, in_place):
     except Mismatch:
         return False
     return True
+
+
+# --------------------------------------------------------------------------
+# Optimizers: candidate and reference stepped side by side
+# --------------------------------------------------------------------------
+
+_SHAPES = ((3,), (2, 3), (4,), (2, 2))  # parameter i goes to param group i % len(groups)
+
+
+class OptimCase:
+    """One configuration for :func:`compare_optimizer`.
+
+    ``hyperparameters`` go to the constructor (``lr=0.1, momentum=0.9``).
+    ``groups``: per-group overrides, e.g. ``[{}, {"lr": 0.01}]`` for two param
+    groups (parameter i goes to group i % len(groups)). ``grad_none``:
+    ``{parameter index: steps}``, the (1-based) steps on which that
+    parameter's ``.grad`` is None. ``name``: a short name for the summary.
+    """
+
+    def __init__(
+        self, name=None, *, dtype=torch.float32, groups=None, grad_none=None, **hyperparameters
+    ):
+        self.name = name
+        self.dtype = dtype
+        self.groups = [dict(g) for g in groups] if groups else None
+        self.grad_none = {i: set(steps) for i, steps in (grad_none or {}).items()}
+        self.hyperparameters = hyperparameters
+
+    @property
+    def label(self):
+        parts = [f"{k}={v}" for k, v in self.hyperparameters.items()]
+        parts.append(str(self.dtype).removeprefix("torch."))
+        if self.groups:
+            parts.append(f"{len(self.groups)} param groups {self.groups}")
+        for i, steps in sorted(self.grad_none.items()):
+            parts.append(f"parameter {i} has grad None on steps {sorted(steps)}")
+        text = ", ".join(parts)
+        return f"{self.name}: {text}" if self.name else text
+
+    def group_of(self, i):
+        return i % len(self.groups) if self.groups else 0
+
+    def overridden(self, i):
+        """True if parameter i sits in a group with its own hyperparameters."""
+        return bool(self.groups and self.groups[self.group_of(i)])
+
+    def data(self, steps, seed):
+        """Initial parameters and the gradients of every step (None where asked)."""
+        generator = torch.Generator().manual_seed(seed)
+        params = [torch.randn(s, generator=generator, dtype=self.dtype) for s in _SHAPES]
+        grads = [
+            [
+                None
+                if k in self.grad_none.get(i, ())
+                else torch.randn(s, generator=generator, dtype=self.dtype)
+                for i, s in enumerate(_SHAPES)
+            ]
+            for k in range(1, steps + 1)
+        ]
+        return params, grads
+
+
+class _Run:
+    """An optimizer of class ``cls`` on its own copies of the case's parameters."""
+
+    def __init__(self, cls, case_, params):
+        self.params = [p.clone().requires_grad_() for p in params]
+        if case_.groups:
+            groups = [
+                {
+                    "params": [p for i, p in enumerate(self.params) if case_.group_of(i) == g],
+                    **overrides,
+                }
+                for g, overrides in enumerate(case_.groups)
+            ]
+        else:
+            groups = self.params
+        self.optimizer = cls(groups, **case_.hyperparameters)
+
+    def set_grads(self, grads):
+        for p, g in zip(self.params, grads):
+            p.grad = None if g is None else g.clone()
+
+    def step(self, grads):
+        self.set_grads(grads)
+        self.optimizer.step()
+
+    def values(self):
+        return [p.detach().clone() for p in self.params]
+
+
+def _trajectory(cls, case_, params, grads, steps):
+    run = _Run(cls, case_, params)
+    out = []
+    for k in range(steps):
+        run.step(grads[k])
+        out.append(run.values())
+    return out
+
+
+def _matches(a, b):
+    try:
+        expect_close("", a, b)
+    except Mismatch:
+        return False
+    return True
+
+
+def compare_optimizer(
+    candidate_cls, reference_cls, cases, *, steps=10, mistakes=None, closure=True, seed=0
+):
+    """Step ``candidate_cls`` and ``reference_cls`` side by side on every case.
+
+    Both get the same seeded parameters and gradients. After every step the
+    candidate must have updated the very same parameter tensors in place, left
+    every ``.grad`` (and every None grad) as it was, and match the reference's
+    values; with ``closure=True`` the last step goes through ``step(closure)``,
+    which must return the closure's loss. On the first divergence raises
+    ``Mismatch`` naming the case, step and parameter, with a cause found by
+    replaying ``mistakes`` ({description: WrongOptimizerClass}) or by the
+    pattern of the divergence. Returns a description of what was verified.
+    """
+    with untimed():  # torch.optim's first step imports torch._dynamo: seconds, not the learner's
+        import torch._dynamo  # noqa: F401
+    for case_ in cases:
+        _compare_case(candidate_cls, reference_cls, case_, steps, mistakes, closure, seed)
+    names = "; ".join(c.name or c.label for c in cases)
+    return f"{len(cases)} cases, {steps} steps each: {names}"
+
+
+def _compare_case(candidate_cls, reference_cls, case_, steps, mistakes, use_closure, seed):
+    label = case_.label
+    params, grads = case_.data(steps, seed)
+    reference = _Run(reference_cls, case_, params)
+    with case(label):
+        candidate = _Run(candidate_cls, case_, params)
+    history = []
+    for k in range(1, steps + 1):
+        before = candidate.values()
+        reference.step(grads[k - 1])
+        with case(f"{label} (step {k})"):
+            if use_closure and k == steps:
+                _step_with_closure(label, k, candidate, grads[k - 1])
+            else:
+                candidate.step(grads[k - 1])
+        history.append(candidate.values())
+        _expect_same_tensors(label, k, candidate, case_)
+        _expect_grads_untouched(label, k, candidate, grads[k - 1])
+        _expect_same_values(
+            label,
+            k,
+            reference,
+            candidate,
+            before,
+            case_,
+            grads[k - 1],
+            lambda: _diagnose(
+                mistakes, lambda wrong: _replays(wrong, case_, params, grads, history)
+            ),
+        )
+
+
+def _step_with_closure(label, k, run, grads):
+    calls = []
+    loss = torch.tensor(1.5)
+
+    def closure():
+        calls.append(1)
+        run.set_grads(grads)
+        return loss
+
+    returned = run.optimizer.step(closure)
+    if len(calls) != 1:
+        raise Mismatch(
+            label,
+            "the closure called once",
+            f"called {len(calls)} times",
+            step=k,
+            cause="step(closure) must call closure() once (to recompute the loss and "
+            "gradients) before updating",
+        )
+    if returned is not loss and not (
+        isinstance(returned, torch.Tensor) and torch.equal(returned, loss)
+    ):
+        raise Mismatch(
+            label,
+            loss,
+            returned,
+            step=k,
+            cause="step(closure) must return the loss that closure() returned",
+        )
+
+
+def _expect_same_tensors(label, k, run, case_):
+    held = [p for group in run.optimizer.param_groups for p in group["params"]]
+    if len(held) != len(run.params) or any(not any(h is p for h in held) for p in run.params):
+        raise Mismatch(
+            label,
+            step=k,
+            cause="after step() the optimizer's param_groups no longer hold the "
+            "original parameter tensors: update each parameter in place "
+            "(p.add_(…), p -= … under torch.no_grad()), never replace it",
+        )
+
+
+def _expect_grads_untouched(label, k, run, grads):
+    for i, (p, g) in enumerate(zip(run.params, grads)):
+        if g is None and p.grad is not None:
+            raise Mismatch(
+                label,
+                None,
+                p.grad,
+                step=k,
+                detail=f"parameter {i}'s .grad",
+                cause="step() gave a gradient to a parameter whose .grad was None; "
+                "skip such parameters and leave .grad alone",
+            )
+        if g is not None and (p.grad is None or not torch.equal(p.grad, g)):
+            raise Mismatch(
+                label,
+                g,
+                p.grad,
+                step=k,
+                detail=f"parameter {i}'s .grad changed",
+                cause="step() modified p.grad (e.g. p.grad.add_(…) for weight decay); "
+                "compute into a new tensor: g = p.grad + wd * p",
+            )
+
+
+def _expect_same_values(label, k, reference, candidate, before, case_, grads, diagnose):
+    expected, got = reference.values(), candidate.values()
+    wrong = [i for i, (e, g) in enumerate(zip(expected, got)) if not _matches(e, g)]
+    if not wrong:
+        return
+    i = wrong[0]
+    cause = None
+    changed = [not torch.equal(b, g) for b, g in zip(before, got)]
+    if any(grads[j] is None and changed[j] for j in wrong):
+        i = next(j for j in wrong if grads[j] is None and changed[j])
+        cause = (
+            "step() changed a parameter whose .grad is None; skip those "
+            "(`if p.grad is None: continue`)"
+        )
+    elif not any(changed):
+        cause = (
+            "step() left the parameters unchanged: `p = p - …` only rebinds a local name; "
+            "update in place with p.add_(…) or p -= … under torch.no_grad()"
+        )
+    elif case_.groups and len(wrong) < len(got) and all(case_.overridden(j) for j in wrong):
+        group = case_.group_of(i)
+        cause = (
+            f"parameter {i} is in param group {group} {case_.groups[group]} and does not "
+            "follow that group's own settings: read hyperparameters from `group[...]` "
+            "inside the loop over self.param_groups, not from self.defaults"
+        )
+    elif case_.dtype == torch.float64 and all(
+        torch.allclose(got[j], expected[j], rtol=1e-5, atol=1e-6) for j in wrong
+    ):
+        cause = (
+            "your update loses float64 precision: some intermediate is float32 (e.g. "
+            "torch.zeros(shape) or torch.tensor(…) without dtype=, or .float()); use "
+            "torch.zeros_like(p)"
+        )
+    else:
+        cause = diagnose()
+    try:
+        expect_close(label, expected[i], got[i], what=f"parameter {i}", step=k)
+    except Mismatch as mismatch:
+        mismatch.cause = mismatch.cause or cause
+        raise
+
+
+def _replays(wrong_cls, case_, params, grads, history):
+    """True if ``wrong_cls`` reproduces the candidate's trajectory so far."""
+    trajectory = _trajectory(wrong_cls, case_, params, grads, len(history))
+    return all(_matches(w, g) for ws, gs in zip(trajectory, history) for w, g in zip(ws, gs))

@@ -24,7 +24,7 @@ def load_all():
         if module.startswith("nb"):
             try:
                 importlib.import_module(f"{__name__}.{module}")
-            except Exception as error:  # one broken notebook must not hide the others
+            except Exception as error:  # noqa: BLE001 (one broken notebook must not hide the others)
                 _errors[module] = f"{type(error).__name__}: {error}"
                 print(
                     f"stepwise: the checks in {module}.py failed to load: {_errors[module]}",

@@ -112,3 +112,19 @@ def fit_line(x, y, lr=0.1, steps=100):
         gd_step([w, b], lr)
         losses.append(loss.item())
     return w, b, losses
+
+
+def graph_nodes(tensor):
+    """Names of the autograd nodes recorded behind ``tensor``, from it back to the leaves.
+
+    Depth first, each node once; ``AccumulateGrad`` is the node that writes a leaf's ``.grad``.
+    """
+    names, seen, todo = [], set(), [tensor.grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        names.append(type(node).__name__)
+        todo.extend(child for child, _ in reversed(node.next_functions))
+    return names

@@ -10,7 +10,8 @@ def lr_curve(make_scheduler, steps, lr=0.1, metrics=None):
 
     Builds a throwaway parameter and ``torch.optim.SGD(lr=lr)``, calls
     ``make_scheduler(optimizer)`` and then, ``steps`` times: records
-    ``param_groups[0]["lr"]``, steps the optimizer, steps the scheduler.
+    ``param_groups[0]["lr"]``, steps the optimizer (a no-op: there is no
+    gradient, but torch's schedulers expect it first) and steps the scheduler.
 
         lr_curve(lambda opt: StepLR(opt, step_size=30), 100)           # 100 floats
         lr_curve(lambda opt: ReduceLROnPlateau(opt, patience=2), 10,

@@ -16,11 +16,13 @@ def _check_schedulers(owner, schedulers, optimizer):
             raise ValueError(
                 f"{owner} does not support `ReduceLROnPlateau` scheduler as it requires "
                 "additional kwargs to be specified when calling `step`, but got one at "
-                f"index {i} in the given schedulers sequence.")
+                f"index {i} in the given schedulers sequence."
+            )
         if scheduler.optimizer != optimizer:
             raise ValueError(
                 f"{owner} expects all schedulers to belong to the same optimizer, but got "
-                f"scheduler {type(scheduler).__name__} at index {i} with a different one.")
+                f"scheduler {type(scheduler).__name__} at index {i} with a different one."
+            )
 
 
 class _Composite(LRScheduler):
@@ -69,7 +71,8 @@ class SequentialLR(_Composite):
                 "Sequential Schedulers expects number of schedulers provided to be one more "
                 f"than the number of milestone points, but got number of schedulers "
                 f"{len(schedulers)} and the number of milestones to be equal to "
-                f"{len(milestones)}")
+                f"{len(milestones)}"
+            )
         self._schedulers = schedulers
         self._milestones = milestones
         self.last_epoch = last_epoch + 1

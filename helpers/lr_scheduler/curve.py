@@ -31,8 +31,10 @@ def lr_curve(make_scheduler, steps, lr=0.1, metrics=None):
     scheduler = make_scheduler(optimizer)
     needs_metrics = is_plateau(scheduler)
     if needs_metrics and (metrics is None or len(metrics) < steps):
-        raise ValueError(f"ReduceLROnPlateau steps on a metric: pass metrics=[...] with "
-                         f"at least {steps} values (one per step)")
+        raise ValueError(
+            f"ReduceLROnPlateau steps on a metric: pass metrics=[...] with "
+            f"at least {steps} values (one per step)"
+        )
     if not needs_metrics and metrics is not None:
         raise ValueError(f"{type(scheduler).__name__}.step() takes no metric: leave metrics=None")
     lrs = []

@@ -151,9 +151,22 @@ class CyclicLR(LRScheduler):
         last_epoch (int): index of the last batch. Default: -1.
     """
 
-    def __init__(self, optimizer, base_lr, max_lr, step_size_up=2000, step_size_down=None,
-                 mode="triangular", gamma=1.0, scale_fn=None, scale_mode="cycle",
-                 cycle_momentum=True, base_momentum=0.8, max_momentum=0.9, last_epoch=-1):
+    def __init__(
+        self,
+        optimizer,
+        base_lr,
+        max_lr,
+        step_size_up=2000,
+        step_size_down=None,
+        mode="triangular",
+        gamma=1.0,
+        scale_fn=None,
+        scale_mode="cycle",
+        cycle_momentum=True,
+        base_momentum=0.8,
+        max_momentum=0.9,
+        last_epoch=-1,
+    ):
         self.optimizer = optimizer
         base_lrs = per_group("base_lr", optimizer, base_lr)
         if last_epoch == -1:
@@ -175,7 +188,8 @@ class CyclicLR(LRScheduler):
         self.cycle_momentum = cycle_momentum
         if cycle_momentum:
             self.base_momentums, self.max_momentums = _start_momentum_cycle(
-                self, base_momentum, max_momentum, last_epoch)
+                self, base_momentum, max_momentum, last_epoch
+            )
         super().__init__(optimizer, last_epoch)
         self.base_lrs = base_lrs
 
@@ -198,11 +212,14 @@ class CyclicLR(LRScheduler):
         else:
             height = (x - 1) / (self.step_ratio - 1)
         scale = self.scale_fn(cycle if self.scale_mode == "cycle" else self.last_epoch)
-        lrs = [base + (top - base) * height * scale
-               for base, top in zip(self.base_lrs, self.max_lrs, strict=True)]
+        lrs = [
+            base + (top - base) * height * scale
+            for base, top in zip(self.base_lrs, self.max_lrs, strict=True)
+        ]
         if self.cycle_momentum:
-            for group, base, top in zip(self.optimizer.param_groups, self.base_momentums,
-                                        self.max_momentums, strict=True):
+            for group, base, top in zip(
+                self.optimizer.param_groups, self.base_momentums, self.max_momentums, strict=True
+            ):
                 _set_momentum(self, group, top - (top - base) * height * scale)
         return lrs
 
@@ -210,8 +227,9 @@ class CyclicLR(LRScheduler):
         """Every attribute but the optimizer; of a custom scale_fn only a callable
         object's attributes (a plain function or lambda is saved as None)."""
         state = super().state_dict()
-        state["_scale_fn_custom"] = (None if self._scale_fn_custom is None
-                                     else callable_state(self._scale_fn_custom))
+        state["_scale_fn_custom"] = (
+            None if self._scale_fn_custom is None else callable_state(self._scale_fn_custom)
+        )
         return state
 
     def load_state_dict(self, state_dict):
@@ -270,10 +288,23 @@ class OneCycleLR(LRScheduler):
         last_epoch (int): index of the last batch. Default: -1.
     """
 
-    def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None,
-                 pct_start=0.3, anneal_strategy="cos", cycle_momentum=True, base_momentum=0.85,
-                 max_momentum=0.95, div_factor=25.0, final_div_factor=1e4, three_phase=False,
-                 last_epoch=-1):
+    def __init__(
+        self,
+        optimizer,
+        max_lr,
+        total_steps=None,
+        epochs=None,
+        steps_per_epoch=None,
+        pct_start=0.3,
+        anneal_strategy="cos",
+        cycle_momentum=True,
+        base_momentum=0.85,
+        max_momentum=0.95,
+        div_factor=25.0,
+        final_div_factor=1e4,
+        three_phase=False,
+        last_epoch=-1,
+    ):
         self.optimizer = optimizer
         if total_steps is not None:
             if total_steps <= 0 or not isinstance(total_steps, int):
@@ -284,35 +315,56 @@ class OneCycleLR(LRScheduler):
                 raise ValueError(f"Expected positive integer epochs, but got {epochs}")
             if not isinstance(steps_per_epoch, int) or steps_per_epoch <= 0:
                 raise ValueError(
-                    f"Expected positive integer steps_per_epoch, but got {steps_per_epoch}")
+                    f"Expected positive integer steps_per_epoch, but got {steps_per_epoch}"
+                )
             self.total_steps = epochs * steps_per_epoch
         else:
             raise ValueError("You must define either total_steps OR (epochs AND steps_per_epoch)")
         if pct_start < 0 or pct_start > 1 or not isinstance(pct_start, float):
             raise ValueError(f"Expected float between 0 and 1 pct_start, but got {pct_start}")
         if anneal_strategy not in ("cos", "linear"):
-            raise ValueError("anneal_strategy must be one of 'cos' or 'linear', "
-                             f"instead got {anneal_strategy}")
+            raise ValueError(
+                f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy}"
+            )
         self._anneal_func_type = anneal_strategy
 
         # Each phase ends at step end_step, moving between the group keys named.
         peak = float(pct_start * self.total_steps) - 1
-        up = {"end_step": peak, "start_lr": "initial_lr", "end_lr": "max_lr",
-              "start_momentum": "max_momentum", "end_momentum": "base_momentum"}
+        up = {
+            "end_step": peak,
+            "start_lr": "initial_lr",
+            "end_lr": "max_lr",
+            "start_momentum": "max_momentum",
+            "end_momentum": "base_momentum",
+        }
         if three_phase:
             self._schedule_phases = [
                 up,
-                {"end_step": float(2 * pct_start * self.total_steps) - 2,
-                 "start_lr": "max_lr", "end_lr": "initial_lr",
-                 "start_momentum": "base_momentum", "end_momentum": "max_momentum"},
-                {"end_step": self.total_steps - 1, "start_lr": "initial_lr", "end_lr": "min_lr",
-                 "start_momentum": "max_momentum", "end_momentum": "max_momentum"},
+                {
+                    "end_step": float(2 * pct_start * self.total_steps) - 2,
+                    "start_lr": "max_lr",
+                    "end_lr": "initial_lr",
+                    "start_momentum": "base_momentum",
+                    "end_momentum": "max_momentum",
+                },
+                {
+                    "end_step": self.total_steps - 1,
+                    "start_lr": "initial_lr",
+                    "end_lr": "min_lr",
+                    "start_momentum": "max_momentum",
+                    "end_momentum": "max_momentum",
+                },
             ]
         else:
             self._schedule_phases = [
                 up,
-                {"end_step": self.total_steps - 1, "start_lr": "max_lr", "end_lr": "min_lr",
-                 "start_momentum": "base_momentum", "end_momentum": "max_momentum"},
+                {
+                    "end_step": self.total_steps - 1,
+                    "start_lr": "max_lr",
+                    "end_lr": "min_lr",
+                    "start_momentum": "base_momentum",
+                    "end_momentum": "max_momentum",
+                },
             ]
 
         max_lrs = per_group("max_lr", optimizer, max_lr)
@@ -338,7 +390,8 @@ class OneCycleLR(LRScheduler):
         if t > self.total_steps:
             raise ValueError(
                 f"Tried to step {t} times. The specified number of total steps is "
-                f"{self.total_steps}")
+                f"{self.total_steps}"
+            )
         lrs = []
         for group in self.optimizer.param_groups:
             start_step = 0.0
@@ -349,7 +402,8 @@ class OneCycleLR(LRScheduler):
             pct = (t - start_step) / (phase["end_step"] - start_step)
             lrs.append(self._anneal(group[phase["start_lr"]], group[phase["end_lr"]], pct))
             if self.cycle_momentum:
-                momentum = self._anneal(group[phase["start_momentum"]],
-                                        group[phase["end_momentum"]], pct)
+                momentum = self._anneal(
+                    group[phase["start_momentum"]], group[phase["end_momentum"]], pct
+                )
                 _set_momentum(self, group, momentum)
         return lrs

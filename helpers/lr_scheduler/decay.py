@@ -182,11 +182,14 @@ class LinearLR(LRScheduler):
         last_epoch (int): index of the last step. Default: -1.
     """
 
-    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5,
-                 last_epoch=-1):
+    def __init__(
+        self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1
+    ):
         if start_factor > 1.0 or start_factor <= 0:
-            raise ValueError("Starting multiplicative factor expected to be greater than 0 "
-                             "and less or equal to 1.")
+            raise ValueError(
+                "Starting multiplicative factor expected to be greater than 0 "
+                "and less or equal to 1."
+            )
         if end_factor > 1.0 or end_factor < 0:
             raise ValueError("Ending multiplicative factor expected to be between 0 and 1.")
         self.start_factor = start_factor
@@ -201,13 +204,14 @@ class LinearLR(LRScheduler):
         if self._is_initial or self.last_epoch > self.total_iters:
             return [group["lr"] for group in groups]
         slope = self.end_factor - self.start_factor
-        ratio = 1.0 + slope / (self.total_iters * self.start_factor
-                               + (self.last_epoch - 1) * slope)
+        ratio = 1.0 + slope / (self.total_iters * self.start_factor + (self.last_epoch - 1) * slope)
         return [group["lr"] * ratio for group in groups]
 
     def _get_closed_form_lr(self):
         steps = min(self.total_iters, self.last_epoch)
-        factor = self.start_factor + (self.end_factor - self.start_factor) * steps / self.total_iters
+        factor = (
+            self.start_factor + (self.end_factor - self.start_factor) * steps / self.total_iters
+        )
         return [lr_0 * factor for lr_0 in self.base_lrs]
 
 
@@ -302,8 +306,10 @@ class CosineAnnealingLR(LRScheduler):
         if self._is_initial:
             return [group["lr"] for group in groups]
         if (t - 1 - T) % (2 * T) == 0:  # at the bottom: 1 + cos(π (t−1) / T) = 0
-            return [group["lr"] + (lr_0 - eta_min) * (1 - math.cos(math.pi / T)) / 2
-                    for lr_0, group in zip(self.base_lrs, groups)]
+            return [
+                group["lr"] + (lr_0 - eta_min) * (1 - math.cos(math.pi / T)) / 2
+                for lr_0, group in zip(self.base_lrs, groups)
+            ]
         ratio = (1 + math.cos(math.pi * t / T)) / (1 + math.cos(math.pi * (t - 1) / T))
         return [ratio * (group["lr"] - eta_min) + eta_min for group in groups]
 

@@ -52,10 +52,21 @@ class WarmupStableDecay(LRScheduler):
         last_epoch (int): index of the last step. Default: -1.
     """
 
-    def __init__(self, optimizer, warmup_steps, stable_steps, decay_steps, min_lr_ratio=0.0,
-                 decay="linear", last_epoch=-1):
-        for name, value in (("warmup_steps", warmup_steps), ("stable_steps", stable_steps),
-                            ("decay_steps", decay_steps)):
+    def __init__(
+        self,
+        optimizer,
+        warmup_steps,
+        stable_steps,
+        decay_steps,
+        min_lr_ratio=0.0,
+        decay="linear",
+        last_epoch=-1,
+    ):
+        for name, value in (
+            ("warmup_steps", warmup_steps),
+            ("stable_steps", stable_steps),
+            ("decay_steps", decay_steps),
+        ):
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"Expected non-negative integer {name}, but got {value}")
         if not 0.0 <= min_lr_ratio <= 1.0:

@@ -1,0 +1,337 @@
+"""Notebook 02, the optimizer API: a bug clinic of four broken training loops.
+
+Every checker runs the learner's loop and the reference loop (``helpers.training``)
+on fresh seeded models and data, compares the loss histories step by step and
+the trained parameters, and on a mismatch replays the known broken loops below
+to name the bug the learner's loop still has.
+"""
+
+import copy
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+
+from helpers import training
+from helpers.checking import Mismatch, case, exercise
+
+# --------------------------------------------------------------------------
+# Known broken steps. Each returns the loss as a float, like training.training_step.
+# --------------------------------------------------------------------------
+
+
+def _step_without_zero_grad(model, optimizer, x, y):
+    loss = F.mse_loss(model(x), y)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def _step_before_backward(model, optimizer, x, y):
+    optimizer.zero_grad()
+    loss = F.mse_loss(model(x), y)
+    optimizer.step()
+    loss.backward()
+    return loss.item()
+
+
+def _step_with_stale_gradient(model, optimizer, x, y):
+    loss = F.mse_loss(model(x), y)
+    optimizer.step()
+    optimizer.zero_grad()
+    loss.backward()
+    return loss.item()
+
+
+ACCUMULATES = ("gradients accumulate across steps: backward() adds to .grad, so without "
+               "optimizer.zero_grad() every step applies the sum of all gradients so far")
+NEVER_UPDATES = ("step() found every .grad None (cleared by zero_grad(), not yet filled by "
+                 "backward()), so the parameters never changed")
+STALE = ("each step applied the previous step's gradient: call loss.backward() first, "
+         "then optimizer.step()")
+
+_BROKEN_STEPS = (
+    (_step_without_zero_grad, "your loss history matches the loop without zero_grad(): " + ACCUMULATES),
+    (_step_before_backward, "your loss history is flat, like the loop with step() before "
+                            "backward(): " + NEVER_UPDATES),
+    (_step_with_stale_gradient, "your loss history matches a loop with step() before "
+                                "backward(): " + STALE),
+)
+
+
+def _full_batch(step):
+    def train(model, optimizer, data, steps):
+        x, y = data
+        return [step(model, optimizer, x, y) for _ in range(steps)]
+
+    return train
+
+
+def _epochs(step, average=True):
+    def train_epochs(model, optimizer, batches, epochs):
+        history = []
+        for _ in range(epochs):
+            total = sum(step(model, optimizer, x, y) for x, y in batches)
+            history.append(total / len(batches) if average else total)
+        return history
+
+    return train_epochs
+
+
+# --------------------------------------------------------------------------
+# Cases and comparisons
+# --------------------------------------------------------------------------
+
+OPTIMIZERS = (
+    ("SGD(lr=0.1)", lambda params: torch.optim.SGD(params, lr=0.1)),
+    ("SGD(lr=0.05, momentum=0.9, weight_decay=0.01)",
+     lambda params: torch.optim.SGD(params, lr=0.05, momentum=0.9, weight_decay=0.01)),
+    ("Adam(lr=0.05)", lambda params: torch.optim.Adam(params, lr=0.05)),
+)
+
+
+def _setup(seed, make_optimizer):
+    """A fresh seeded model, its optimizer and the seed's data."""
+    model = training.toy_model(seed)
+    return model, make_optimizer(model.parameters()), training.toy_data(seed)
+
+
+def _batches(data, size=8):
+    x, y = data
+    return list(zip(x.split(size), y.split(size)))
+
+
+def _floats(history, what):
+    """``history`` as a list of floats, or a Mismatch saying why it is not one."""
+    if not isinstance(history, (list, tuple)):
+        raise Mismatch(what, expected="a list of floats", got=history,
+                       cause="return the loss history as a list, one float per step")
+    tensors = [h for h in history if isinstance(h, torch.Tensor)]
+    if any(t.grad_fn is not None for t in tensors):
+        raise Mismatch(what, expected="a list of floats", got=f"a list holding {len(tensors)} "
+                       "loss tensors with grad_fn",
+                       cause="your history holds the loss tensors themselves: each one keeps its "
+                             "step's whole graph alive (memory grows with every step). "
+                             "Log loss.item(), a plain float")
+    if tensors:
+        raise Mismatch(what, expected="a list of floats", got=f"a list holding {len(tensors)} "
+                       "tensors", cause="log loss.item(), a plain Python float, not a tensor")
+    if not all(isinstance(h, float) for h in history):
+        kinds = sorted({type(h).__name__ for h in history})
+        raise Mismatch(what, expected="a list of floats", got=f"a list of {', '.join(kinds)}",
+                       cause="log loss.item(), a plain Python float")
+    return list(history)
+
+
+def _same(a, b):
+    return len(a) == len(b) and torch.allclose(torch.tensor(a, dtype=torch.float64),
+                                               torch.tensor(b, dtype=torch.float64),
+                                               rtol=1e-5, atol=1e-7)
+
+
+def _first_difference(expected, got):
+    """1-based index of the first entry where the histories differ (or the shorter length + 1)."""
+    for i, (e, g) in enumerate(zip(expected, got), start=1):
+        if not _same([e], [g]):
+            return i
+    return min(len(expected), len(got)) + 1
+
+
+def _compare_history(what, expected, got, known, per="step"):
+    """Raise a Mismatch naming the first differing entry and, if recognised, the known bug.
+
+    ``known`` is a list of ``(run, cause)``: ``run()`` replays a broken loop and gives
+    its history; it is called only when the histories differ.
+    """
+    if _same(expected, got):
+        return
+    cause = next((c for run, c in known if _same(run(), got)), None)
+    if cause is None and len(got) != len(expected):
+        cause = f"expected {len(expected)} values, one per {per}; got {len(got)}"
+    i = _first_difference(expected, got)
+    shown = (lambda h: round(h[i - 1], 6) if i <= len(h) else "nothing (history ended)")
+    raise Mismatch(what, expected=shown(expected), got=shown(got), step=i,
+                   cause=cause or f"the loss of {per} {i} differs from the reference loop's: "
+                                  "check the order zero_grad() → loss → backward() → step()")
+
+
+def _compare_params(what, expected_model, got_model, cause):
+    for (name, e), g in zip(expected_model.named_parameters(), got_model.parameters()):
+        if not torch.allclose(e, g, rtol=1e-5, atol=1e-7):
+            raise Mismatch(what, expected=e.detach(), got=g.detach(), detail=f"parameter {name}",
+                           cause=cause)
+
+
+def _run_loop(loop, seed, make_optimizer, steps, batched=False):
+    """(history, model) of ``loop`` on a fresh seeded set-up."""
+    model, optimizer, data = _setup(seed, make_optimizer)
+    if batched:
+        data = _batches(data)
+    return loop(model, optimizer, data, steps), model
+
+
+def _history(loop, *args, **kwargs):
+    return _run_loop(loop, *args, **kwargs)[0]
+
+
+def _check_loop(candidate, reference, broken, steps, batched=False, per="step"):
+    """The shared checker of 02.1 and 02.2: every optimizer, seeds 0, 1, 2."""
+    for seed, (name, make_optimizer) in enumerate(OPTIMIZERS):
+        what = f"{name}, seed {seed}, {steps} {'epochs' if batched else 'steps'}"
+        expected, expected_model = _run_loop(reference, seed, make_optimizer, steps, batched)
+        with case(what):
+            got, got_model = _run_loop(candidate, seed, make_optimizer, steps, batched)
+        got = _floats(got, what)
+        known = [(partial(_history, loop, seed, make_optimizer, steps, batched), cause)
+                 for loop, cause in broken]
+        _compare_history(what, expected, got, known, per)
+        _compare_params(what, expected_model, got_model,
+                        "the losses match but the model ends up different: train the model "
+                        "you were given, with the optimizer you were given")
+    return (f"{len(OPTIMIZERS)} optimizers (SGD, SGD with momentum and weight decay, Adam): "
+            f"the loss of every {per} and the trained weights match the reference loop")
+
+
+# --------------------------------------------------------------------------
+# 02.1 — forgotten zero_grad()
+# --------------------------------------------------------------------------
+
+
+@exercise("02.1", "Fix the loop: forgotten zero_grad()", reference=training.train, hints=[
+    ("Run the broken loop and look at its loss curve: it goes down, then swings up. What does "
+     "loss.backward() do to a .grad that already holds a value?"),
+    ("backward() *adds* to .grad. Something must clear the gradients once per step, before the "
+     "new backward()."),
+    "Put optimizer.zero_grad() as the first line of the loop body, before the forward pass.",
+])
+def check_train(candidate):
+    broken = [(_full_batch(step), cause) for step, cause in _BROKEN_STEPS]
+    return _check_loop(candidate, training.train, broken, steps=12)
+
+
+# --------------------------------------------------------------------------
+# 02.2 — step() before backward()
+# --------------------------------------------------------------------------
+
+
+@exercise("02.2", "Fix the loop: step() before backward()", reference=training.train_epochs,
+          hints=[
+    "The broken loop's loss never moves. At the moment step() runs, what is in p.grad?",
+    ("zero_grad() has just set every .grad to None and backward() has not run yet, so step() "
+     "skips every parameter. The order must be: zero_grad → forward → backward → step."),
+    "Swap two lines: loss.backward() first, then optimizer.step(). Keep logging loss.item().",
+])
+def check_train_epochs(candidate):
+    broken = [(_epochs(step), cause) for step, cause in _BROKEN_STEPS]
+    broken.append((_epochs(training.training_step, average=False),
+                   ("you return the sum of the epoch's batch losses: divide by the number of "
+                    "batches to get the mean")))
+    return _check_loop(candidate, training.train_epochs, broken, steps=4, batched=True,
+                       per="epoch")
+
+
+# --------------------------------------------------------------------------
+# 02.3 — an optimizer over another model's parameters
+# --------------------------------------------------------------------------
+
+
+def _fine_tune_original_optimizer(pretrained, data, steps, lr):
+    model = copy.deepcopy(pretrained)
+    optimizer = torch.optim.SGD(pretrained.parameters(), lr=lr)
+    return model, training.train(model, optimizer, data, steps)
+
+
+def _fine_tune_original_history(seed, data, steps, lr):
+    return _fine_tune_original_optimizer(training.toy_model(seed), data, steps, lr)[1]
+
+
+FINE_TUNE_CASES = ((0, 0.1, 10), (1, 0.05, 6))
+
+
+@exercise("02.3", "Fix the loop: an optimizer over another model", reference=training.fine_tune,
+          hints=[
+    ("After the broken fine_tune, compare model.weight.grad with pretrained.weight.grad. Which "
+     "model's parameters does the optimizer hold?"),
+    ("backward() fills the .grad of the tensors the forward pass used (the copy's); step() updates "
+     "the tensors the optimizer was built with (the original's, whose .grad stays None)."),
+    "Build the optimizer after the copy, over model.parameters(), not pretrained.parameters().",
+])
+def check_fine_tune(candidate):
+    for seed, lr, steps in FINE_TUNE_CASES:
+        what = f"seed {seed}, SGD(lr={lr}), {steps} steps"
+        data = training.toy_data(seed)
+        expected_model, expected = training.fine_tune(training.toy_model(seed), data, steps, lr)
+        pretrained = training.toy_model(seed)
+        with case(what):
+            answer = candidate(pretrained, data, steps, lr)
+        if not (isinstance(answer, tuple) and len(answer) == 2):
+            raise Mismatch(what, expected="a tuple (model, history)", got=answer,
+                           cause="return the trained copy and its loss history: "
+                                 "return model, history")
+        got_model, got = answer
+        got = _floats(got, what)
+        original = partial(_fine_tune_original_history, seed, data, steps, lr)
+        _compare_history(what, expected, got, [(original, (
+            "your loss history matches the loop whose optimizer holds pretrained.parameters(): "
+            "backward() fills the copy's .grad, step() looks at the original's (None) and "
+            "changes nothing"))])
+        _compare_params(what + ": pretrained", training.toy_model(seed), pretrained,
+                        "pretrained was changed: fine-tune a copy (copy.deepcopy) and build the "
+                        "optimizer over the copy's parameters")
+        if got_model is pretrained:
+            raise Mismatch(what, expected="the trained copy", got="pretrained itself",
+                           cause="return the copy you trained, not the original")
+        _compare_params(what + ": returned model", expected_model, got_model,
+                        "the losses match but the returned model is not the one you trained")
+    return (f"{len(FINE_TUNE_CASES)} cases: the copy is trained step for step like the "
+            "reference, and pretrained is left untouched")
+
+
+# --------------------------------------------------------------------------
+# 02.4 — tensors in the loss history
+# --------------------------------------------------------------------------
+
+
+def _until_flipped(seed, make_optimizer, tol, max_steps):
+    model, optimizer, (x, y) = _setup(seed, make_optimizer)
+    history = []
+    for _ in range(max_steps):
+        history.append(training.training_step(model, optimizer, x, y))
+        if len(history) > 1 and history[-1] - history[-2] < tol:
+            break
+    return history
+
+
+# (seed, optimizer, tol, max_steps): stops early on a plateau, runs out of steps,
+# stops when momentum makes the loss go up.
+UNTIL_CASES = (
+    (0, OPTIMIZERS[0], 0.02, 50),
+    (1, OPTIMIZERS[0], 1e-4, 8),
+    (2, ("SGD(lr=0.1, momentum=0.9)",
+         lambda params: torch.optim.SGD(params, lr=0.1, momentum=0.9)), 0.0, 50),
+)
+
+
+@exercise("02.4", "Fix the loop: tensors in the loss history", reference=training.train_until,
+          hints=[
+    ("Look at type(history[0]) and history[0].grad_fn after the broken loop. What does that "
+     "tensor still hold on to?"),
+    ("A loss tensor keeps its whole graph (and every activation saved for backward) alive for as "
+     "long as you keep the tensor. For logging and comparing, you only need its value."),
+    "Append loss.item() instead of loss; compare the floats in history exactly as before.",
+])
+def check_train_until(candidate):
+    for seed, (name, make_optimizer), tol, max_steps in UNTIL_CASES:
+        what = f"{name}, seed {seed}, tol={tol}, max_steps={max_steps}"
+        model, optimizer, data = _setup(seed, make_optimizer)
+        expected = training.train_until(model, optimizer, data, tol, max_steps)
+        model, optimizer, data = _setup(seed, make_optimizer)
+        with case(what):
+            got = candidate(model, optimizer, data, tol, max_steps)
+        got = _floats(got, what)
+        flipped = partial(_until_flipped, seed, make_optimizer, tol, max_steps)
+        _compare_history(what, expected, got, [(flipped, (
+            "you stop when history[-1] - history[-2] < tol; the improvement is the previous "
+            "loss minus the current one: history[-2] - history[-1]"))])
+    return (f"{len(UNTIL_CASES)} cases (early stop, out of steps, loss going up): the same "
+            "float history as the reference")

@@ -4,12 +4,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import pytest
+import torch
 
-from helpers.plotting import COLORS, plot_losses, plot_paths  # noqa: E402
-from helpers.surfaces import RAVINE, ROSENBROCK, SADDLE, SURFACES, trajectory  # noqa: E402
+from helpers.plotting import COLORS, plot_losses, plot_paths
+from helpers.surfaces import RAVINE, ROSENBROCK, SADDLE, SURFACES, trajectory
 
 ALL = list(SURFACES.values())
 

@@ -22,9 +22,11 @@ from helpers.optim import SGD
 class _PerParameter(torch.optim.Optimizer):
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
                  nesterov=False, *, maximize=False):
-        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
-                                      weight_decay=weight_decay, nesterov=nesterov,
-                                      maximize=maximize))
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        super().__init__(params, {"lr": lr, "momentum": momentum, "dampening": dampening,
+                                  "weight_decay": weight_decay, "nesterov": nesterov,
+                                  "maximize": maximize})
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -164,9 +166,9 @@ class _NesterovIntoGrad(_PerParameter):
 class _NesterovWithoutValidation(SGD):
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
                  nesterov=False, *, maximize=False):
-        torch.optim.Optimizer.__init__(self, params, dict(
-            lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-            nesterov=nesterov, maximize=maximize))
+        torch.optim.Optimizer.__init__(self, params, {
+            "lr": lr, "momentum": momentum, "dampening": dampening, "weight_decay": weight_decay,
+            "nesterov": nesterov, "maximize": maximize})
 
 
 class _MaximizeIgnored(_PerParameter):
@@ -194,35 +196,39 @@ def _sgd_update(p, grad, state, group, sign=1):
 # --------------------------------------------------------------------------
 
 
+def _fit_with_closure(cls, steps=3):
+    """A seeded linear model trained by step(closure); returns (last loss, parameters)."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    x, y = torch.randn(8, 3), torch.randn(8, 1)
+    optimizer = cls(model.parameters(), lr=0.1)
+
+    def closure():
+        optimizer.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        return loss
+
+    for _ in range(steps):
+        loss = optimizer.step(closure)
+    return loss, [p.detach().clone() for p in model.parameters()]
+
+
 def _closure_through_autograd(candidate):
     """step(closure) where the closure really runs forward and backward, as LBFGS needs."""
     label = "step(closure) with a closure that calls loss.backward()"
-    results = []
-    for cls in (torch.optim.SGD, candidate):
-        torch.manual_seed(0)
-        model = torch.nn.Linear(3, 1)
-        x, y = torch.randn(8, 3), torch.randn(8, 1)
-        optimizer = cls(model.parameters(), lr=0.1)
-
-        def closure():
-            optimizer.zero_grad()
-            loss = torch.nn.functional.mse_loss(model(x), y)
-            loss.backward()
-            return loss
-
-        try:
-            with case(label):
-                for _ in range(3):
-                    loss = optimizer.step(closure)
-        except RuntimeError as error:
-            if "does not require grad" in str(error):
-                raise Mismatch(label, cause="step() runs under torch.no_grad(), so the closure "
-                               "could not backpropagate: call it inside "
-                               "`with torch.enable_grad():`") from None
-            raise
-        results.append((loss, [p.detach().clone() for p in model.parameters()]))
-    expect_close(label, results[0][0], results[1][0], what="loss returned by step()")
-    expect_close(label, results[0][1], results[1][1], what="parameters")
+    expected_loss, expected = _fit_with_closure(torch.optim.SGD)
+    try:
+        with case(label):
+            loss, got = _fit_with_closure(candidate)
+    except RuntimeError as error:
+        if "does not require grad" in str(error):
+            raise Mismatch(label, cause="step() runs under torch.no_grad(), so the closure "
+                           "could not backpropagate: call it inside "
+                           "`with torch.enable_grad():`") from None
+        raise
+    expect_close(label, expected_loss, loss, what="loss returned by step()")
+    expect_close(label, expected, got, what="parameters")
 
 
 def _stepped(cls, hyperparameters, steps=3, *, grads_in_place=False, lr_after=None):
@@ -251,10 +257,10 @@ def _momentum_in_real_loops(candidate, mistakes):
     """The buffer is independent of .grad, keeps lr outside, and sits under torch's key."""
     settings = {"lr": 0.1, "momentum": 0.9, "dampening": 0.1}
     scenarios = (
-        ("momentum 0.9, dampening 0.1, gradients written into the same .grad tensor "
-         "(zero_grad(set_to_none=False))", {"grads_in_place": True}),
-        ("momentum 0.9, dampening 0.1, lr changed from 0.1 to 0.02 after step 1 "
-         "(as a scheduler does)", {"lr_after": 0.02}),
+        (("momentum 0.9, dampening 0.1, gradients written into the same .grad tensor "
+         "(zero_grad(set_to_none=False))"), {"grads_in_place": True}),
+        (("momentum 0.9, dampening 0.1, lr changed from 0.1 to 0.02 after step 1 "
+         "(as a scheduler does)"), {"lr_after": 0.02}),
     )
     for label, how in scenarios:
         expected, _ = _stepped(torch.optim.SGD, settings, **how)
@@ -308,12 +314,12 @@ PLAIN_CASES = [
 
 
 @exercise("03.1", "Plain SGD as an Optimizer subclass", reference=SGD, hints=[
-    "Two methods. __init__ passes params and a dict of defaults, {'lr': lr}, to "
+    ("Two methods. __init__ passes params and a dict of defaults, {'lr': lr}, to "
     "super().__init__. step(closure=None) calls the closure (if any) inside "
-    "torch.enable_grad(), updates every parameter, and returns the closure's loss.",
-    "Decorate step with @torch.no_grad(). Loop `for group in self.param_groups:` and "
+    "torch.enable_grad(), updates every parameter, and returns the closure's loss."),
+    ("Decorate step with @torch.no_grad(). Loop `for group in self.param_groups:` and "
     "`for p in group['params']:`; skip p whose p.grad is None; read the learning rate "
-    "from group['lr'] (each group may have its own).",
+    "from group['lr'] (each group may have its own)."),
     "The update itself is one in-place line: p.add_(p.grad, alpha=-group['lr']).",
 ])
 def check_plain_sgd(candidate):
@@ -335,10 +341,10 @@ DECAY_MISTAKES = {
 
 
 @exercise("03.2", "Weight decay", reference=SGD, hints=[
-    "Weight decay is the gradient of the L2 penalty (λ/2)·‖p‖², which is λ·p: add it to "
-    "the gradient before the update.",
-    "Read λ from group['weight_decay']. Build a new tensor (g = grad + λ·p) rather than "
-    "changing grad in place: grad *is* p.grad, which belongs to the caller.",
+    ("Weight decay is the gradient of the L2 penalty (λ/2)·‖p‖², which is λ·p: add it to "
+    "the gradient before the update."),
+    ("Read λ from group['weight_decay']. Build a new tensor (g = grad + λ·p) rather than "
+    "changing grad in place: grad *is* p.grad, which belongs to the caller."),
     "g = grad + group['weight_decay'] * p, then p.add_(g, alpha=-group['lr']).",
 ])
 def check_weight_decay(candidate):
@@ -379,12 +385,12 @@ REAL_LOOP_MISTAKES = {
 
 
 @exercise("03.3", "Momentum with dampening", reference=SGD, hints=[
-    "Keep one buffer per parameter in state (the dict self.state[p] that the loop hands you), "
-    "under the key 'momentum_buffer'. Everything happens only if group['momentum'] != 0.",
-    "First step (no buffer yet): b = g.clone() — no dampening. Later steps: "
-    "b.mul_(μ).add_(g, alpha=1 − τ). Then step along b instead of g.",
-    "g = grad + λ·p; if μ != 0: create or update state['momentum_buffer'] as above and set "
-    "g = state['momentum_buffer']; finally p.add_(g, alpha=-lr).",
+    ("Keep one buffer per parameter in state (the dict self.state[p] that the loop hands you), "
+    "under the key 'momentum_buffer'. Everything happens only if group['momentum'] != 0."),
+    ("First step (no buffer yet): b = g.clone() — no dampening. Later steps: "
+    "b.mul_(μ).add_(g, alpha=1 − τ). Then step along b instead of g."),
+    ("g = grad + λ·p; if μ != 0: create or update state['momentum_buffer'] as above and set "
+    "g = state['momentum_buffer']; finally p.add_(g, alpha=-lr)."),
 ])
 def check_momentum(candidate):
     verified = compare_optimizer(candidate, torch.optim.SGD, [
@@ -411,8 +417,8 @@ NESTEROV_MISTAKES = {
 
 
 @exercise("03.4", "Nesterov momentum", reference=SGD, hints=[
-    "Nesterov changes only the direction you step along, not the buffer: update b exactly "
-    "as in 03.3 first.",
+    ("Nesterov changes only the direction you step along, not the buffer: update b exactly "
+    "as in 03.3 first."),
     "Plain momentum steps along b. Nesterov looks ahead: it steps along g + μ·b.",
     "After updating b: g = g + μ·b if group['nesterov'] else b; then p.add_(g, alpha=-lr).",
 ])
@@ -442,8 +448,8 @@ MAXIMIZE_MISTAKES = {
 
 @exercise("03.5", "maximize", reference=SGD, hints=[
     "Maximizing f is minimizing −f, whose gradient is −∇f.",
-    "Negate only the gradient, as the very first thing: weight decay and momentum then "
-    "work unchanged. Build a new tensor (-grad); do not negate p.grad in place.",
+    ("Negate only the gradient, as the very first thing: weight decay and momentum then "
+    "work unchanged. Build a new tensor (-grad); do not negate p.grad in place."),
     "g = -grad if group['maximize'] else grad; the rest of your 03.4 update stays as it is.",
 ])
 def check_maximize(candidate):

@@ -133,6 +133,9 @@ def _unknown(exercise_id) -> str:
     if broken:
         return f"the checks of notebook {notebook} failed to load ({broken}); please report this."
     close = difflib.get_close_matches(str(exercise_id), known, n=3, cutoff=0.5)
+    parts = re.fullmatch(r"(\d+)\.(\d+)", str(exercise_id).strip())
+    if parts and f"{int(parts[1]):02d}.{int(parts[2])}" in known:  # "3.2" means "03.2"
+        close = [f"{int(parts[1]):02d}.{int(parts[2])}"]
     same_notebook = [i for i in known if i.startswith(notebook + ".")]
     suggestions = close or same_notebook or list(known)
     text = f"there is no exercise {str(exercise_id)!r}."
@@ -383,7 +386,7 @@ def _show(value):
         return repr(value)
     text = repr(value)
     if re.search(r" at 0x[0-9a-f]+", text):  # default object repr: hide the address
-        text = f"<{type(value).__qualname__} object>"
+        text = f"<{type(value).__name__} object>"
     return text
 
 
@@ -623,7 +626,8 @@ def hint(exercise_id, n=None) -> Text:
     exercise_id = str(exercise_id)
     ex = _exercises().get(exercise_id)
     if ex is None:
-        return Text(_unknown(exercise_id).capitalize())
+        text = _unknown(exercise_id)
+        return Text(text[0].upper() + text[1:])
     total = len(ex.hints)
     if n is None:
         n = min(_hints_shown.get(exercise_id, 0) + 1, total)

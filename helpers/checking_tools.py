@@ -47,7 +47,8 @@ def _kind(value):
         return "a number"
     if value is None:
         return "None"
-    return f"a {type(value).__name__}"
+    name = type(value).__name__
+    return ("an " if name[0].lower() in "aeiou" else "a ") + name
 
 
 def expect_close(case, expected, got, *, what="result", step=None, rtol=None, atol=None):

@@ -19,8 +19,8 @@ class ASGD(Optimizer):
         η  ← γ / (1 + λ·γ·t)^α                                (eta for the next step)
         μ  ← 1 / max(1, t − t₀)                               (mu for the next step)
 
-    Until step t₀ + 1, ax simply copies θ; after it, ax is the mean of the
-    iterates since t₀. The average ``ax`` is *not* copied into the parameters:
+    Up to step t₀ + 2, ax simply copies θ; from then on it is the mean of the
+    iterates θ of steps t₀ + 2, …, t. The average ``ax`` is *not* copied into the parameters:
     read it from ``optimizer.state[p]["ax"]`` to evaluate the averaged model.
 
     Paper: B. T. Polyak and A. B. Juditsky, "Acceleration of Stochastic

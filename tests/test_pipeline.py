@@ -87,14 +87,18 @@ def test_malformed_regions_are_reported_with_the_cell(source, problem):
 
 
 def test_nbgrader_metadata_marks_solution_and_check_cells():
-    nb = notebook(md("### Exercise 02.1 — fix it"), code(SOLVED), code('check("02.1", step)'),
+    nb = notebook(code('wrong = None\ncheck("02.1", wrong)'), md("### Exercise 02.1 — fix it"),
+                  code(SOLVED), code('check("02.1", step)'), code(SOLVED), code('check("02.1", step)'),
                   code("x = 1", nbgrader={"solution": True}))
     pipeline.stamp_nbgrader(nb)
-    assert nb.cells[1].metadata.nbgrader == dict(grade=False, grade_id="ex02_1", locked=False,
+    assert nb.cells[2].metadata.nbgrader == dict(grade=False, grade_id="ex02_1", locked=False,
                                                  solution=True, task=False, schema_version=3)
-    assert nb.cells[2].metadata.nbgrader["grade"] is True
-    assert nb.cells[2].metadata.nbgrader["grade_id"] == "check02_1"
-    assert "nbgrader" not in nb.cells[3].metadata
+    assert nb.cells[3].metadata.nbgrader["grade"] is True
+    assert nb.cells[3].metadata.nbgrader["grade_id"] == "check02_1"
+    assert nb.cells[4].metadata.nbgrader["grade_id"] == "ex02_1_2"
+    assert nb.cells[5].metadata.nbgrader["grade_id"] == "check02_1_2"
+    assert "nbgrader" not in nb.cells[0].metadata  # a demo check, not the exercise's
+    assert "nbgrader" not in nb.cells[6].metadata
 
 
 def test_generation_is_byte_stable():

@@ -103,24 +103,27 @@ def student_version(nb, name="notebook"):
 
 
 def stamp_nbgrader(nb):
-    """Give solution and check cells the nbgrader metadata ``nbgrader generate_assignment`` needs."""
+    """Give solution cells, and the cells that check them, the metadata nbgrader needs.
+
+    A check cell is one that starts with ``check("NN.K", …)`` for the exercise whose heading
+    it follows; nbgrader autogrades it (``STEPWISE_GRADING=1`` makes a failing check raise).
+    """
     exercise_id, parts = None, {}
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             exercise_id = (EXERCISE_HEADING.findall(cell.source) or [exercise_id])[-1]
-        checked = CHECK_CALL.findall(cell.source) if cell.cell_type == "code" else []
+        checked = CHECK_CALL.match(cell.source.lstrip()) if cell.cell_type == "code" else None
         if has_region(cell):
-            key = exercise_id or "answer"
-            parts[key] = parts.get(key, 0) + 1
-            grade_id = f"ex{key.replace('.', '_')}" + (f"_{parts[key]}" if parts[key] > 1 else "")
-            meta = dict(grade=False, grade_id=grade_id, locked=False, solution=True, task=False)
-        elif checked:
-            grade_id = f"check{checked[0].replace('.', '_')}"
-            meta = dict(grade=True, grade_id=grade_id, locked=True, points=1, solution=False, task=False)
+            kind, meta = "ex", dict(grade=False, locked=False, solution=True, task=False)
+        elif checked and checked.group(1) == exercise_id:
+            kind, meta = "check", dict(grade=True, locked=True, points=1, solution=False, task=False)
         else:
             cell.metadata.pop("nbgrader", None)
             continue
-        cell.metadata["nbgrader"] = {**meta, "schema_version": 3}
+        key = f"{kind}{(exercise_id or 'answer').replace('.', '_')}"
+        parts[key] = parts.get(key, 0) + 1
+        grade_id = key + (f"_{parts[key]}" if parts[key] > 1 else "")
+        cell.metadata["nbgrader"] = {**meta, "grade_id": grade_id, "schema_version": 3}
     return nb
 
 

@@ -130,10 +130,11 @@ def _expect_close_tensors(case, expected, got, what, where, rtol, atol):
             detail=f"{what} has dtype {got.dtype}, expected {expected.dtype}",
             cause=cause,
         )
+    shown = expected, got
     expected, got = expected.detach(), got.detach()
     if not expected.is_floating_point():
         if not torch.equal(expected, got):
-            raise Mismatch(case, expected, got, **where, detail=f"{what} differs")
+            raise Mismatch(case, *shown, **where, detail=f"{what} differs")
         return
     default_rtol, default_atol = _TOLERANCE.get(expected.dtype, _TOLERANCE[torch.float32])
     rtol = default_rtol if rtol is None else rtol
@@ -143,8 +144,7 @@ def _expect_close_tensors(case, expected, got, what, where, rtol, atol):
         index = _index(bad_nan.nonzero()[0], expected)
         raise Mismatch(
             case,
-            expected,
-            got,
+            *shown,
             **where,
             detail=f"{what}{index} is {got[tuple(bad_nan.nonzero()[0])].item()}",
             cause=_nan_cause(what),
@@ -157,8 +157,7 @@ def _expect_close_tensors(case, expected, got, what, where, rtol, atol):
         position = tuple(int(i) for i in position)
         raise Mismatch(
             case,
-            expected,
-            got,
+            *shown,
             **where,
             detail=(
                 f"{what} differs; largest difference {error.max().item():.3g} at "
@@ -539,42 +538,54 @@ def _expect_same_values(label, k, reference, candidate, before, case_, grads, di
     wrong = [i for i, (e, g) in enumerate(zip(expected, got)) if not _matches(e, g)]
     if not wrong:
         return
-    i = wrong[0]
-    cause = None
     changed = [not torch.equal(b, g) for b, g in zip(before, got)]
-    if any(grads[j] is None and changed[j] for j in wrong):
-        i = next(j for j in wrong if grads[j] is None and changed[j])
-        cause = (
+    touched_none = [j for j in wrong if grads[j] is None and changed[j]]
+    i = (touched_none or wrong)[0]
+    try:
+        expect_close(label, expected[i], got[i], what=f"parameter {i}", step=k)
+    except Mismatch as mismatch:
+        mismatch.cause = (
+            mismatch.cause
+            or _pattern_cause(case_, i, wrong, changed, touched_none, len(got))
+            or diagnose()
+            or _precision_cause(case_, [(expected[j], got[j]) for j in wrong])
+        )
+        raise
+
+
+def _pattern_cause(case_, i, wrong, changed, touched_none, n):
+    """The cause, when the pattern of which parameters diverged tells it."""
+    if touched_none:
+        return (
             "step() changed a parameter whose .grad is None; skip those "
             "(`if p.grad is None: continue`)"
         )
-    elif not any(changed):
-        cause = (
+    if not any(changed):
+        return (
             "step() left the parameters unchanged: `p = p - …` only rebinds a local name; "
             "update in place with p.add_(…) or p -= … under torch.no_grad()"
         )
-    elif case_.groups and len(wrong) < len(got) and all(case_.overridden(j) for j in wrong):
+    if case_.groups and len(wrong) < n and all(case_.overridden(j) for j in wrong):
         group = case_.group_of(i)
-        cause = (
+        return (
             f"parameter {i} is in param group {group} {case_.groups[group]} and does not "
             "follow that group's own settings: read hyperparameters from `group[...]` "
             "inside the loop over self.param_groups, not from self.defaults"
         )
-    elif case_.dtype == torch.float64 and all(
-        torch.allclose(got[j], expected[j], rtol=1e-5, atol=1e-6) for j in wrong
+    return None
+
+
+def _precision_cause(case_, pairs):
+    """In a float64 case, a difference of float32 rounding size means a float32 intermediate."""
+    if case_.dtype == torch.float64 and all(
+        torch.allclose(g, e, rtol=1e-5, atol=1e-6) for e, g in pairs
     ):
-        cause = (
-            "your update loses float64 precision: some intermediate is float32 (e.g. "
-            "torch.zeros(shape) or torch.tensor(…) without dtype=, or .float()); use "
-            "torch.zeros_like(p)"
+        return (
+            "the difference is of float32 rounding size: probably an intermediate is float32 "
+            "(torch.zeros(shape) or torch.tensor(…) without dtype=, or .float()); build state "
+            "with torch.zeros_like(p)"
         )
-    else:
-        cause = diagnose()
-    try:
-        expect_close(label, expected[i], got[i], what=f"parameter {i}", step=k)
-    except Mismatch as mismatch:
-        mismatch.cause = mismatch.cause or cause
-        raise
+    return None
 
 
 def _replays(wrong_cls, case_, params, grads, history):

@@ -1,0 +1,326 @@
+"""The checkers' toolkit: expect_close, expect_unchanged, compare_optimizer against torch.optim."""
+
+import math
+
+import pytest
+import torch
+
+from helpers.checking import Mismatch
+from helpers.checking_tools import OptimCase, compare_optimizer, expect_close, expect_unchanged
+
+# --------------------------------------------------------------------------
+# expect_close / expect_unchanged
+# --------------------------------------------------------------------------
+
+
+def mismatch(expected, got, **kwargs):
+    with pytest.raises(Mismatch) as error:
+        expect_close("the case", expected, got, **kwargs)
+    assert error.value.case == "the case"
+    return error.value
+
+
+def test_close_values_pass():
+    expect_close("c", 0.1 + 0.2, 0.3)
+    expect_close("c", torch.tensor([1.0, 2.0]), torch.tensor([1.0, 2.0 + 1e-7]))
+    expect_close("c", [torch.ones(2), 1.5], (torch.ones(2), 1.5))
+
+
+def test_reports_the_largest_difference_and_where():
+    expected = torch.zeros(2, 3)
+    got = expected.clone()
+    got[0, 1], got[1, 2] = 0.1, -0.5
+    error = mismatch(expected, got, what="parameters", step=4)
+    assert error.step == 4
+    assert error.detail == (
+        "parameters differs; largest difference 0.5 at parameters[1, 2]: expected 0.0, got -0.5"
+    )
+    assert error.expected is expected and error.got is got
+
+
+@pytest.mark.parametrize(
+    ("expected", "got", "text"),
+    [
+        (torch.ones(2), None, "should be a tensor, not None (did you forget `return`?)"),
+        (1.0, torch.tensor(1.0), "should be a number, not a tensor (use .item()"),
+        (torch.ones(2), [1.0, 1.0], "should be a tensor, not a list"),
+        (torch.ones(2), "1", "should be a tensor, not a str"),
+    ],
+)
+def test_wrong_kind(expected, got, text):
+    assert text in mismatch(expected, got).cause
+
+
+def test_wrong_shape_dtype_and_length():
+    assert "shape (2, 1), expected (2,)" in mismatch(torch.ones(2), torch.ones(2, 1)).detail
+    error = mismatch(torch.ones(2, dtype=torch.float64), torch.ones(2))
+    assert "dtype torch.float32, expected torch.float64" in error.detail
+    assert "float64" in error.cause
+    assert "expected a list of 2" in mismatch([1.0, 2.0], [1.0]).detail
+
+
+def test_nan_and_inf_are_named():
+    error = mismatch(torch.ones(3), torch.tensor([1.0, math.nan, 1.0]), what="parameters")
+    assert error.detail == "parameters[1] is nan"
+    assert error.cause.startswith("your parameters contains NaN or inf")
+    assert "NaN" in mismatch(2.0, math.inf).cause
+    expect_close("c", torch.tensor([math.nan]), torch.tensor([math.nan]))  # NaN expected: fine
+
+
+def test_float64_tolerance_catches_a_float32_intermediate():
+    x = torch.rand(5, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) + 1
+    mismatch(x, x.float().double())
+    expect_close("c", x.float(), x.float() * (1 + 1e-7))
+
+
+def test_expect_unchanged():
+    before = [torch.ones(2), torch.zeros(3)]
+    after = [t.clone() for t in before]
+    expect_unchanged("c", before, after, "params")
+    after[1].add_(1)
+    with pytest.raises(Mismatch, match="c") as error:
+        expect_unchanged("c", before, after, "params")
+    assert error.value.detail == "params[1] was modified"
+    assert "modified its input `params` in place" in error.value.cause
+    with pytest.raises(Mismatch):
+        expect_unchanged("c", {"lr": 0.1}, {"lr": 0.2}, "settings")
+
+
+# --------------------------------------------------------------------------
+# compare_optimizer: a readable SGD and Adam, and typical wrong versions
+# --------------------------------------------------------------------------
+
+
+class SGD(torch.optim.Optimizer):
+    """SGD with momentum and weight decay, written differently from torch.optim.SGD."""
+
+    def __init__(self, params, lr=1e-3, momentum=0.0, weight_decay=0.0):
+        super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self.update(p, group, self.state[p])
+        return loss
+
+    def update(self, p, group, state):
+        g = p.grad + group["weight_decay"] * p
+        if group["momentum"]:
+            buf = state.get("momentum_buffer")
+            buf = g.clone() if buf is None else buf * group["momentum"] + g
+            state["momentum_buffer"] = g = buf
+        p.sub_(group["lr"] * g)
+
+
+class SquaredLr(SGD):
+    def update(self, p, group, state):
+        p.sub_(group["lr"] ** 2 * p.grad)
+
+
+class OutOfPlace(SGD):
+    def update(self, p, group, state):
+        p = p - group["lr"] * p.grad  # the mistake: rebinds a local name
+
+
+class ReplacesParams(SGD):
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            group["params"] = [p - group["lr"] * p.grad for p in group["params"]]
+
+
+class DefaultLr(SGD):
+    def update(self, p, group, state):
+        p.sub_(self.defaults["lr"] * p.grad)
+
+
+class NoneGradAsZero(SGD):
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                g = p.grad if p.grad is not None else torch.zeros_like(p)
+                p.sub_(group["lr"] * (g + group["weight_decay"] * p))
+
+
+class Float32Buffer(SGD):
+    def update(self, p, group, state):
+        buf = state.setdefault("momentum_buffer", torch.zeros(p.shape))
+        buf.mul_(group["momentum"]).add_(p.grad)
+        p.sub_(group["lr"] * buf)
+
+
+class Float32Param(SGD):
+    def update(self, p, group, state):
+        p.data = (p - group["lr"] * p.grad).float()
+
+
+class ChangesGrad(SGD):
+    def update(self, p, group, state):
+        p.grad.add_(p, alpha=group["weight_decay"])
+        p.sub_(group["lr"] * p.grad)
+
+
+class DropsLoss(SGD):
+    def step(self, closure=None):
+        super().step(closure)
+
+
+class Adam(torch.optim.Optimizer):
+    """Adam as in Kingma & Ba, Algorithm 1 (the form torch.optim.Adam computes)."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            (beta1, beta2), eps = group["betas"], group["eps"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state.update(step=0, m=torch.zeros_like(p), v=torch.zeros_like(p))
+                state["step"] += 1
+                state["m"].lerp_(p.grad, 1 - beta1)
+                state["v"].mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+                p.sub_(group["lr"] * self.direction(state, beta1, beta2, eps))
+        return loss
+
+    def direction(self, state, beta1, beta2, eps):
+        m_hat = state["m"] / (1 - beta1 ** state["step"])
+        v_hat = state["v"] / (1 - beta2 ** state["step"])
+        return m_hat / (v_hat.sqrt() + eps)
+
+
+class AdamNoBiasCorrection(Adam):
+    def direction(self, state, beta1, beta2, eps):
+        return state["m"] / (state["v"].sqrt() + eps)
+
+
+class AdamEpsInsideSqrt(Adam):
+    def direction(self, state, beta1, beta2, eps):
+        m_hat = state["m"] / (1 - beta1 ** state["step"])
+        v_hat = state["v"] / (1 - beta2 ** state["step"])
+        return m_hat / (v_hat + eps).sqrt()
+
+
+class AdamSwappedBetas(Adam):
+    def direction(self, state, beta1, beta2, eps):
+        return super().direction(state, beta2, beta1, eps)
+
+
+SGD_CASES = [
+    OptimCase("plain", lr=0.1),
+    OptimCase("weight decay", lr=0.1, weight_decay=0.1),
+    OptimCase("momentum, float64", lr=0.05, momentum=0.9, dtype=torch.float64),
+    OptimCase("2 param groups", lr=0.1, momentum=0.5, groups=[{}, {"lr": 0.01, "momentum": 0.0}]),
+    OptimCase("grad None", lr=0.1, weight_decay=0.1, grad_none={2: {1, 2, 3}, 0: {5}}),
+]
+
+ADAM_CASES = [
+    OptimCase("defaults", lr=0.01),
+    OptimCase("float64", lr=0.01, dtype=torch.float64),
+    OptimCase("groups", lr=0.01, groups=[{}, {"lr": 0.1, "betas": (0.8, 0.99)}]),
+    OptimCase("late start", lr=0.01, grad_none={1: {1, 2, 3}}),
+]
+
+ADAM_MISTAKES = {
+    "this is what you get without bias correction": AdamNoBiasCorrection,
+    "this is what you get with eps inside the square root": AdamEpsInsideSqrt,
+}
+
+
+def test_correct_but_differently_written_optimizers_pass():
+    summary = compare_optimizer(SGD, torch.optim.SGD, SGD_CASES)
+    assert summary == (
+        "5 cases, 10 steps each: plain; weight decay; momentum, float64; 2 param groups; grad None"
+    )
+    compare_optimizer(Adam, torch.optim.Adam, ADAM_CASES, mistakes=ADAM_MISTAKES)
+
+
+def fails(candidate, cases=SGD_CASES, reference=torch.optim.SGD, **kwargs):
+    with pytest.raises(Mismatch) as error:
+        compare_optimizer(candidate, reference, cases, **kwargs)
+    return error.value
+
+
+def test_wrong_lr_is_caught_at_the_first_step():
+    error = fails(SquaredLr)
+    assert (error.case, error.step) == ("plain: lr=0.1, float32", 1)
+    assert error.detail.startswith("parameter 0 differs; largest difference")
+    assert error.expected.shape == error.got.shape == (3,)
+    assert error.cause is None  # no listed mistake explains it: no guess
+
+
+def test_out_of_place_update():
+    assert "`p = p - …` only rebinds a local name" in fails(OutOfPlace).cause
+
+
+def test_replaced_parameters():
+    assert "no longer hold the original parameter tensors" in fails(ReplacesParams).cause
+
+
+def test_ignored_param_groups():
+    error = fails(DefaultLr, SGD_CASES[3:4])
+    assert error.case.startswith("2 param groups")
+    assert error.detail.startswith("parameter 1 differs")
+    assert "param group 1 {'lr': 0.01, 'momentum': 0.0}" in error.cause
+    assert "read hyperparameters from `group[...]`" in error.cause
+
+
+def test_grad_none_must_be_skipped():
+    error = fails(NoneGradAsZero, SGD_CASES[-1:])
+    assert (error.step, error.detail[:11]) == (1, "parameter 2")
+    assert "changed a parameter whose .grad is None" in error.cause
+
+
+def test_float64_downcast():
+    case = SGD_CASES[2:3]
+    assert "of float32 rounding size" in fails(Float32Buffer, case).cause
+    error = fails(Float32Param, case)
+    assert "dtype torch.float32, expected torch.float64" in error.detail
+    assert "float64" in error.cause
+
+
+def test_grad_must_not_be_modified():
+    error = fails(ChangesGrad, SGD_CASES[1:2])
+    assert error.detail == "parameter 0's .grad changed"
+    assert "step() modified p.grad" in error.cause
+
+
+def test_step_closure_must_return_the_loss():
+    error = fails(DropsLoss)
+    assert error.step == 10
+    assert "must return the loss that closure() returned" in error.cause
+    compare_optimizer(DropsLoss, torch.optim.SGD, SGD_CASES[:1], closure=False)
+
+
+@pytest.mark.parametrize("wrong", [AdamNoBiasCorrection, AdamEpsInsideSqrt])
+def test_known_mistake_is_diagnosed(wrong):
+    expected = next(cause for cause, cls in ADAM_MISTAKES.items() if cls is wrong)
+    error = fails(wrong, ADAM_CASES, torch.optim.Adam, mistakes=ADAM_MISTAKES)
+    assert error.cause == expected
+
+
+def test_unlisted_mistake_gets_no_false_diagnosis():
+    error = fails(AdamSwappedBetas, ADAM_CASES, torch.optim.Adam, mistakes=ADAM_MISTAKES)
+    assert error.cause is None
+
+
+def test_case_label_lists_every_setting():
+    case = OptimCase("x", lr=0.1, dtype=torch.float64, groups=[{}, {"lr": 0.2}], grad_none={1: [2]})
+    assert case.label == (
+        "x: lr=0.1, float64, 2 param groups [{}, {'lr': 0.2}], parameter 1 has grad None on steps [2]"
+    )

@@ -89,7 +89,7 @@ def student_version(nb, name="notebook"):
             try:
                 ast.parse(python_only(source))
             except SyntaxError as error:
-                raise PipelineError(f"{where}: student version is not valid Python: {error}")
+                raise PipelineError(f"{where}: student version is not valid Python: {error}") from None
             new = nbformat.v4.new_code_cell(source)
         elif cell.cell_type == "markdown":
             new = nbformat.v4.new_markdown_cell(clear_regions(cell.source, TEXT_STUB, where))

@@ -111,7 +111,7 @@ def _floats(history, what):
         raise Mismatch(what, expected="a list of floats", got=f"a list holding {len(tensors)} "
                        "loss tensors with grad_fn",
                        cause="your history holds the loss tensors themselves: each one keeps its "
-                             "step's whole graph alive (memory grows with every step). "
+                             "step's graph alive for as long as you keep the list. "
                              "Log loss.item(), a plain float")
     if tensors:
         raise Mismatch(what, expected="a list of floats", got=f"a list holding {len(tensors)} "
@@ -149,7 +149,10 @@ def _compare_history(what, expected, got, known, per="step"):
     if cause is None and len(got) != len(expected):
         cause = f"expected {len(expected)} values, one per {per}; got {len(got)}"
     i = _first_difference(expected, got)
-    shown = (lambda h: round(h[i - 1], 6) if i <= len(h) else "nothing (history ended)")
+
+    def shown(history):
+        return round(history[i - 1], 6) if i <= len(history) else "nothing (history ended)"
+
     raise Mismatch(what, expected=shown(expected), got=shown(got), step=i,
                    cause=cause or f"the loss of {per} {i} differs from the reference loop's: "
                                   "check the order zero_grad() → loss → backward() → step()")
@@ -316,8 +319,8 @@ UNTIL_CASES = (
           hints=[
     ("Look at type(history[0]) and history[0].grad_fn after the broken loop. What does that "
      "tensor still hold on to?"),
-    ("A loss tensor keeps its whole graph (and every activation saved for backward) alive for as "
-     "long as you keep the tensor. For logging and comparing, you only need its value."),
+    ("A loss tensor keeps its graph alive for as long as you keep the tensor (and, until "
+     "backward() runs, every tensor saved for backward). To log and compare, you need its value."),
     "Append loss.item() instead of loss; compare the floats in history exactly as before.",
 ])
 def check_train_until(candidate):

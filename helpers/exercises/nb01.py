@@ -93,12 +93,12 @@ def _step_case(candidate, name, params, lr, calls=1):
     "A gradient-descent step",
     reference=by_hand.gd_step,
     hints=[
-        "Loop over the parameters; for each one with a gradient, move it against the gradient, "
-        "scaled by lr. Autograd must not record this: it is not part of the model.",
-        "In place means `p -= …` (or `p.sub_(…)`), not `p = p - …`, which only rebinds the loop "
-        "variable. In-place changes of a leaf need `with torch.no_grad():` around the loop.",
-        "with torch.no_grad():\n    for p in params:\n        if p.grad is not None:\n"
-        "            p -= lr * p.grad",
+        ("Loop over the parameters; for each one with a gradient, move it against the gradient, "
+         "scaled by lr. Autograd must not record this: it is not part of the model."),
+        ("In place means `p -= …` (or `p.sub_(…)`), not `p = p - …`, which only rebinds the loop "
+         "variable. In-place changes of a leaf need `with torch.no_grad():` around the loop."),
+        ("with torch.no_grad():\n    for p in params:\n        if p.grad is not None:\n"
+         "            p -= lr * p.grad"),
     ],
 )
 def check_gd_step(candidate):
@@ -215,12 +215,12 @@ def _fit_case(candidate, name, seed, lr, steps):
     "The training loop",
     reference=by_hand.fit_line,
     hints=[
-        "Before the loop: w, b = torch.zeros((), requires_grad=True) each, and losses = []. "
-        "Inside `for _ in range(steps):` do the four numbered moves, then append loss.item().",
-        "Reset with `w.grad = None` and `b.grad = None` (or zero_() them) before backward(): "
-        "otherwise backward() adds to the previous step's gradients.",
-        "for _ in range(steps):\n    loss = mse(w, b, x, y)\n    w.grad = b.grad = None\n"
-        "    loss.backward()\n    gd_step([w, b], lr)\n    losses.append(loss.item())",
+        ("Before the loop: w, b = torch.zeros((), requires_grad=True) each, and losses = []. "
+         "Inside `for _ in range(steps):` do the four numbered moves, then append loss.item()."),
+        ("Reset with `w.grad = None` and `b.grad = None` (or zero_() them) before backward(): "
+         "otherwise backward() adds to the previous step's gradients."),
+        ("for _ in range(steps):\n    loss = mse(w, b, x, y)\n    w.grad = b.grad = None\n"
+         "    loss.backward()\n    gd_step([w, b], lr)\n    losses.append(loss.item())"),
     ],
 )
 def check_fit_line(candidate):
@@ -274,7 +274,7 @@ GRAD_MISTAKES = {
 
 def _grad_case(seed, n, w, b):
     x, y = by_hand.noisy_line(n=n, seed=seed)
-    f64 = dict(dtype=torch.float64)
+    f64 = {"dtype": torch.float64}
     return (torch.tensor(w, **f64), torch.tensor(b, **f64), x.to(**f64), y.to(**f64))
 
 
@@ -297,10 +297,10 @@ def _by_formula(candidate, name):
     "The gradient of the MSE, by hand",
     reference=by_hand.mse_grads,
     hints=[
-        "Write r_i = w·x_i + b − y_i, so L = (1/n)·Σ r_i². Differentiate r_i² with the chain "
-        "rule: ∂(r_i²)/∂w = 2·r_i·∂r_i/∂w. What are ∂r_i/∂w and ∂r_i/∂b?",
-        "∂r_i/∂w = x_i and ∂r_i/∂b = 1, so dL/dw = (2/n)·Σ r_i·x_i and dL/db = (2/n)·Σ r_i. "
-        "With tensors, (1/n)·Σ is .mean().",
+        ("Write r_i = w·x_i + b − y_i, so L = (1/n)·Σ r_i². Differentiate r_i² with the chain "
+         "rule: ∂(r_i²)/∂w = 2·r_i·∂r_i/∂w. What are ∂r_i/∂w and ∂r_i/∂b?"),
+        ("∂r_i/∂w = x_i and ∂r_i/∂b = 1, so dL/dw = (2/n)·Σ r_i·x_i and dL/db = (2/n)·Σ r_i. "
+         "With tensors, (1/n)·Σ is .mean()."),
         "r = w * x + b - y\nreturn 2 * (r * x).mean(), 2 * r.mean()",
     ],
 )

@@ -223,7 +223,9 @@ def test_check_does_not_disturb_torch_state(ex99):
 
 
 def test_strict_mode_raises_with_the_same_message(ex99, monkeypatch):
-    wrong = lambda x: x + 1
+    def wrong(x):
+        return x + 1
+
     message = str(check(ex99, wrong))
     with pytest.raises(AssertionError) as error:
         check(ex99, wrong, strict=True)
@@ -312,7 +314,9 @@ def test_unwritable_home_never_raises(ex99, tmp_path, monkeypatch, capsys):
 
 
 def test_use_returns_a_passing_candidate_and_reuses_its_result(ex99, monkeypatch, capsys):
-    mine = lambda x: x * 2
+    def mine(x):
+        return x * 2
+
     check(ex99, mine)
     calls = []
     monkeypatch.setattr(checking, "_run", lambda *args: calls.append(args))
@@ -322,9 +326,7 @@ def test_use_returns_a_passing_candidate_and_reuses_its_result(ex99, monkeypatch
 
 def test_use_falls_back_to_the_reference_with_a_note(ex99, capsys):
     assert use(ex99, lambda x: x) is double
-    assert (
-        capsys.readouterr().out == "using the reference double: exercise 99.1 is not solved yet\n"
-    )
+    assert capsys.readouterr().out == "using the reference double: exercise 99.1 is not solved yet\n"
 
     def stub(x):
         raise NotImplementedError

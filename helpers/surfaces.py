@@ -72,7 +72,7 @@ RAVINE = Surface(
     lambda x, y: 0.5 * (x**2 + 20 * y**2),  # curvatures 1 and 20: condition number 20
     minima=((0.0, 0.0),),
     start=(-4.5, 1.0),
-    xlim=(-5.0, 1.5),
+    xlim=(-5.0, 2.5),
     ylim=(-1.5, 1.5),
 )
 

@@ -24,9 +24,11 @@ class NAdam(torch.optim.Optimizer):
         θ ← θ − γ(1 − μₜ)/(1 − Πₜ) · g / d − γμₜ₊₁/(1 − Πₜμₜ₊₁) · m / d
 
     Dozat (2016), "Incorporating Nesterov Momentum into Adam". State: ``step``
-    and ``mu_product`` (Πₜ), both scalar tensors: like torch, Πₜ is multiplied in
-    that tensor's dtype (float32 unless the default dtype is float64);
-    ``exp_avg`` (m) and ``exp_avg_sq`` (v).
+    and ``mu_product`` (Πₜ), both scalar tensors, ``exp_avg`` (m) and
+    ``exp_avg_sq`` (v). As in torch, Πₜ is multiplied in its tensor's dtype:
+    float32 (float64 if that is the default dtype) until ``load_state_dict``
+    casts it to the parameter's dtype, so a float64 run resumed from a
+    checkpoint differs from an uninterrupted one in the last bits.
 
     Args:
         params: iterable of parameters or of dicts defining parameter groups.

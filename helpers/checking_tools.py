@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import inspect
 import math
 import numbers
 
@@ -100,9 +101,7 @@ def _expect_close_numbers(case, expected, got, what, where, rtol, atol):
     if math.isfinite(expected) and not math.isfinite(got):
         raise Mismatch(case, expected, got, **where, cause=_nan_cause(what))
     if not math.isclose(expected, got, rel_tol=rtol, abs_tol=atol) and expected != got:
-        raise Mismatch(
-            case, expected, got, **where, detail=f"{what} differs by {abs(expected - got):.3g}"
-        )
+        raise Mismatch(case, expected, got, **where, detail=f"{what} differs by {abs(expected - got):.3g}")
 
 
 def _expect_close_tensors(case, expected, got, what, where, rtol, atol):
@@ -182,7 +181,7 @@ def _index(position, tensor):
     return "[" + ", ".join(str(int(i)) for i in position) + "]"
 
 
-def _tensors(value, path="input"):
+def _tensors(value, path):
     """(path, tensor) for every tensor (and .grad) inside nested lists/tuples/dicts."""
     if isinstance(value, torch.Tensor):
         yield path, value
@@ -203,9 +202,7 @@ def expect_unchanged(case, before, after, name):
     if [p for p, _ in pairs_before] != [p for p, _ in pairs_after]:
         raise Mismatch(case, cause=f"your code changed the structure of its input `{name}`")
     if not pairs_before and before != after:
-        raise Mismatch(
-            case, before, after, cause=f"your code modified its input `{name}`; work on a copy"
-        )
+        raise Mismatch(case, before, after, cause=f"your code modified its input `{name}`; work on a copy")
     for (path, b), (_, a) in zip(pairs_before, pairs_after):
         if b.shape != a.shape or b.dtype != a.dtype or not torch.equal(b, a.detach()):
             raise Mismatch(
@@ -220,12 +217,28 @@ def expect_unchanged(case, before, after, name):
             )
 
 
-def _call(candidate, args):
-    """Call with a deep copy of ``args`` (a tuple of positional args or a dict of kwargs)."""
+def _named(reference, args):
+    """{parameter name of ``reference``: value} for a call with ``args``."""
+    try:
+        signature = inspect.signature(reference)
+        bound = signature.bind(**args) if isinstance(args, dict) else signature.bind(*args)
+        return dict(bound.arguments)
+    except (TypeError, ValueError):
+        if isinstance(args, dict):
+            return dict(args)
+        return {f"argument {i + 1}": value for i, value in enumerate(args)}
+
+
+def _call(fn, args, reference):
+    """Call ``fn`` on a deep copy of ``args`` (a tuple of positional args or a dict of
+    kwargs); return its answer and the (named) arguments after the call."""
     args = copy.deepcopy(args)
-    if isinstance(args, dict):
-        return candidate(**args), args
-    return candidate(*args), args
+    answer = fn(**args) if isinstance(args, dict) else fn(*args)
+    return answer, _named(reference, args)
+
+
+def _named_tensors(named):
+    return [pair for name, value in named.items() for pair in _tensors(value, name)]
 
 
 def _diagnose(mistakes, reproduces):
@@ -260,37 +273,37 @@ def compare_function(
     """
     seen = []  # (args, the candidate's answer, its inputs after the call) of every case so far
     for name, args in cases.items():
-        expected, expected_args = _call(reference, args)
+        expected, expected_args = _call(reference, args, reference)
         with case(name):
-            got, got_args = _call(candidate, args)
+            got, got_args = _call(candidate, args, reference)
         seen.append((args, got, got_args))
+        before = _named(reference, args)
         try:
             if in_place:
-                _expect_updated_in_place(name, args, expected_args, got_args, rtol, atol)
+                _expect_updated_in_place(name, before, expected_args, got_args, rtol, atol)
             else:
-                expect_unchanged(name, args, got_args, "input")
+                for arg in before:
+                    expect_unchanged(name, before[arg], got_args[arg], arg)
                 expect_close(name, expected, got, what=what, rtol=rtol, atol=atol)
         except Mismatch as mismatch:
             if mismatch.cause is None:
-                reproduces = functools.partial(_same_answers, seen=seen, in_place=in_place)
+                reproduces = functools.partial(
+                    _same_answers, reference=reference, seen=seen, in_place=in_place
+                )
                 mismatch.cause = _diagnose(mistakes, reproduces)
             raise
     return f"{len(cases)} cases: " + "; ".join(cases)
 
 
 def _expect_updated_in_place(name, original, expected_args, got_args, rtol, atol):
-    expected = list(_tensors(expected_args))
-    got = dict(_tensors(got_args))
-    before = dict(_tensors(original))
+    expected = _named_tensors(expected_args)
+    got = dict(_named_tensors(got_args))
+    before = dict(_named_tensors(original))
     for path, e in expected:
         g = got.get(path)
         if g is None:
             raise Mismatch(name, e, None, detail=f"{path} is missing after the call")
-        if (
-            not path.endswith(".grad")
-            and torch.equal(g, before[path])
-            and not torch.equal(e, before[path])
-        ):
+        if not path.endswith(".grad") and torch.equal(g, before[path]) and not torch.equal(e, before[path]):
             raise Mismatch(
                 name,
                 e,
@@ -302,12 +315,12 @@ def _expect_updated_in_place(name, original, expected_args, got_args, rtol, atol
         expect_close(name, e, g, what=path, rtol=rtol, atol=atol)
 
 
-def _same_answers(wrong, seen, in_place):
+def _same_answers(wrong, reference, seen, in_place):
     """True if ``wrong`` gives the candidate's answers on every case seen so far."""
     for args, got, got_args in seen:
-        out, wrong_args = _call(wrong, args)
+        out, wrong_args = _call(wrong, args, reference)
         if in_place:
-            pairs = zip((t for _, t in _tensors(wrong_args)), (t for _, t in _tensors(got_args)))
+            pairs = zip((t for _, t in _named_tensors(wrong_args)), (t for _, t in _named_tensors(got_args)))
         else:
             pairs = [(out, got)]
         if not all(_matches(w, g) for w, g in pairs):
@@ -332,9 +345,7 @@ class OptimCase:
     parameter's ``.grad`` is None. ``name``: a short name for the summary.
     """
 
-    def __init__(
-        self, name=None, *, dtype=torch.float32, groups=None, grad_none=None, **hyperparameters
-    ):
+    def __init__(self, name=None, *, dtype=torch.float32, groups=None, grad_none=None, **hyperparameters):
         self.name = name
         self.dtype = dtype
         self.groups = [dict(g) for g in groups] if groups else None
@@ -413,9 +424,7 @@ def _trajectory(cls, case_, params, grads, steps):
     return out
 
 
-def compare_optimizer(
-    candidate_cls, reference_cls, cases, *, steps=10, mistakes=None, closure=True, seed=0
-):
+def compare_optimizer(candidate_cls, reference_cls, cases, *, steps=10, mistakes=None, closure=True, seed=0):
     """Step ``candidate_cls`` and ``reference_cls`` side by side on every case.
 
     Both get the same seeded parameters and gradients. After every step the
@@ -461,9 +470,7 @@ def _compare_case(candidate_cls, reference_cls, case_, steps, mistakes, use_clos
             before,
             case_,
             grads[k - 1],
-            lambda: _diagnose(
-                mistakes, lambda wrong: _replays(wrong, case_, params, grads, history)
-            ),
+            lambda: _diagnose(mistakes, lambda wrong: _replays(wrong, case_, params, grads, history)),
         )
 
 
@@ -486,9 +493,7 @@ def _step_with_closure(label, k, run, grads):
             cause="step(closure) must call closure() once (to recompute the loss and "
             "gradients) before updating",
         )
-    if returned is not loss and not (
-        isinstance(returned, torch.Tensor) and torch.equal(returned, loss)
-    ):
+    if returned is not loss and not (isinstance(returned, torch.Tensor) and torch.equal(returned, loss)):
         raise Mismatch(
             label,
             loss,
@@ -557,10 +562,7 @@ def _expect_same_values(label, k, reference, candidate, before, case_, grads, di
 def _pattern_cause(case_, i, wrong, changed, touched_none, n):
     """The cause, when the pattern of which parameters diverged tells it."""
     if touched_none:
-        return (
-            "step() changed a parameter whose .grad is None; skip those "
-            "(`if p.grad is None: continue`)"
-        )
+        return "step() changed a parameter whose .grad is None; skip those (`if p.grad is None: continue`)"
     if not any(changed):
         return (
             "step() left the parameters unchanged: `p = p - …` only rebinds a local name; "
@@ -578,9 +580,7 @@ def _pattern_cause(case_, i, wrong, changed, touched_none, n):
 
 def _precision_cause(case_, pairs):
     """In a float64 case, a difference of float32 rounding size means a float32 intermediate."""
-    if case_.dtype == torch.float64 and all(
-        torch.allclose(g, e, rtol=1e-5, atol=1e-6) for e, g in pairs
-    ):
+    if case_.dtype == torch.float64 and all(torch.allclose(g, e, rtol=1e-5, atol=1e-6) for e, g in pairs):
         return (
             "the difference is of float32 rounding size: probably an intermediate is float32 "
             "(torch.zeros(shape) or torch.tensor(…) without dtype=, or .float()); build state "

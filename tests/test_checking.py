@@ -106,7 +106,7 @@ def test_known_error_messages_get_a_hint(ex99):
         (lambda x: (2 * x).tolist(), "should be a tensor, not a list"),
         (lambda x: (2 * x).reshape(-1, 1), "result has shape (3, 1), expected (3,)"),
         (lambda x: 2 * x.float(), "result has dtype torch.float32, expected torch.float64"),
-        (lambda x: x.mul_(2), "modified its input `input` in place"),
+        (lambda x: x.mul_(2), "modified its input `x` in place"),
     ],
     ids=["mistake", "nan", "none", "list", "shape", "dtype", "mutates"],
 )

@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from helpers.checking import Mismatch
-from helpers.checking_tools import OptimCase, compare_optimizer, expect_close, expect_unchanged
+from helpers.checking_tools import (
+    OptimCase,
+    compare_function,
+    compare_optimizer,
+    expect_close,
+    expect_unchanged,
+)
 
 # --------------------------------------------------------------------------
 # expect_close / expect_unchanged
@@ -324,3 +330,54 @@ def test_case_label_lists_every_setting():
     assert case.label == (
         "x: lr=0.1, float64, 2 param groups [{}, {'lr': 0.2}], parameter 1 has grad None on steps [2]"
     )
+
+
+# --------------------------------------------------------------------------
+# compare_function on a function that updates its inputs in place
+# --------------------------------------------------------------------------
+
+
+def gd_step(params, lr):
+    """p ← p − lr·∇p for every parameter, in place."""
+    with torch.no_grad():
+        for p in params:
+            p -= lr * p.grad
+
+
+def _params():
+    p = torch.tensor([1.0, -2.0], requires_grad=True)
+    p.grad = torch.tensor([0.5, 0.25])
+    return [p]
+
+
+def _in_place(candidate, mistakes=None):
+    cases = {"lr=0.1": (_params(), 0.1), "lr=0.5": {"params": _params(), "lr": 0.5}}
+    return compare_function(candidate, gd_step, cases, in_place=True, mistakes=mistakes)
+
+
+def test_in_place_function():
+    assert _in_place(gd_step) == "2 cases: lr=0.1; lr=0.5"
+
+    def out_of_place(params, lr):
+        return [p - lr * p.grad for p in params]
+
+    with pytest.raises(Mismatch) as error:
+        _in_place(out_of_place)
+    assert error.value.detail == "params[0] did not change"
+    assert "did not update its input in place" in error.value.cause
+
+    def zeroes_grad(params, lr):
+        gd_step(params, lr)
+        params[0].grad.zero_()
+
+    with pytest.raises(Mismatch) as error:
+        _in_place(zeroes_grad)
+    assert error.value.detail.startswith("params[0].grad differs")
+
+    def plus(params, lr):
+        with torch.no_grad():
+            params[0] += lr * params[0].grad
+
+    with pytest.raises(Mismatch) as error:
+        _in_place(plus, mistakes={"you added the gradient": plus})
+    assert error.value.cause == "you added the gradient"

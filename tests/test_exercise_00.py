@@ -43,9 +43,7 @@ def test_stub_nan_and_missing_return():
 
 def test_use_falls_back_to_the_reference(capsys):
     assert use("00.1", lambda w, grad, lr: w) is sgd_update
-    assert capsys.readouterr().out == (
-        "using the reference sgd_update: exercise 00.1 is not solved yet\n"
-    )
+    assert capsys.readouterr().out == ("using the reference sgd_update: exercise 00.1 is not solved yet\n")
 
 
 def test_check_is_fast():

@@ -20,10 +20,8 @@ from helpers.checking_tools import compare_function, expect_close
 # --------------------------------------------------------------------------
 
 STEP_MISTAKES = {
-    "a sign error: the step adds lr·grad (gradient ascent); subtract it":
-        lambda p, grad, lr: p + lr * grad,
-    "the learning rate is missing: the step subtracts the whole gradient":
-        lambda p, grad, lr: p - grad,
+    "a sign error: the step adds lr·grad (gradient ascent); subtract it": lambda p, grad, lr: p + lr * grad,
+    "the learning rate is missing: the step subtracts the whole gradient": lambda p, grad, lr: p - grad,
 }
 
 
@@ -42,26 +40,39 @@ def _parameters(seed, shapes, dtype=torch.float32, without_grad=()):
 def _expect_stepped(name, params, before, grads, lr, calls, returned):
     """Compare every parameter with ``before − calls·lr·grad`` and check the contract."""
     if not torch.is_grad_enabled():
-        raise Mismatch(name, cause="your step switched autograd off for good "
-                                   "(torch.set_grad_enabled(False)); use `with torch.no_grad():`")
+        raise Mismatch(
+            name,
+            cause="your step switched autograd off for good "
+            "(torch.set_grad_enabled(False)); use `with torch.no_grad():`",
+        )
     for i, (p, start, grad) in enumerate(zip(params, before, grads)):
         what = f"parameter {i}"
         if not (p.is_leaf and p.requires_grad and p.grad_fn is None):
-            raise Mismatch(name, detail=f"{what}: is_leaf={p.is_leaf}, requires_grad="
-                                        f"{p.requires_grad}, grad_fn={type(p.grad_fn).__name__}",
-                           cause="after the step a parameter must still be a leaf that requires "
-                                 "grad: update under torch.no_grad(), without detach() or "
-                                 "requires_grad_(False)")
+            raise Mismatch(
+                name,
+                detail=f"{what}: is_leaf={p.is_leaf}, requires_grad="
+                f"{p.requires_grad}, grad_fn={type(p.grad_fn).__name__}",
+                cause="after the step a parameter must still be a leaf that requires "
+                "grad: update under torch.no_grad(), without detach() or "
+                "requires_grad_(False)",
+            )
         if grad is None:
             if p.grad is not None or not torch.equal(p.detach(), start):
-                raise Mismatch(name, start, p, detail=f"{what} has .grad None",
-                               cause="a parameter whose .grad is None took no part in the loss: "
-                                     "leave it unchanged (skip it)")
+                raise Mismatch(
+                    name,
+                    start,
+                    p,
+                    detail=f"{what} has .grad None",
+                    cause="a parameter whose .grad is None took no part in the loss: "
+                    "leave it unchanged (skip it)",
+                )
             continue
         expected = start - calls * lr * grad
         if torch.equal(p.detach(), start):
-            cause = ("the parameters did not change: `p = p - lr * p.grad` only rebinds the "
-                     "loop variable; update in place with `p -= …` under torch.no_grad()")
+            cause = (
+                "the parameters did not change: `p = p - lr * p.grad` only rebinds the "
+                "loop variable; update in place with `p -= …` under torch.no_grad()"
+            )
             if returned is not None:
                 cause += " (your function returned something: it should update, not return)"
             raise Mismatch(name, expected, p, detail=f"{what} did not change", cause=cause)
@@ -70,13 +81,23 @@ def _expect_stepped(name, params, before, grads, lr, calls, returned):
         except Mismatch as mismatch:
             if calls == 1:
                 mismatch.cause = next(
-                    (cause for cause, wrong in STEP_MISTAKES.items()
-                     if torch.allclose(wrong(start, grad, lr), p.detach())), mismatch.cause)
+                    (
+                        cause
+                        for cause, wrong in STEP_MISTAKES.items()
+                        if torch.allclose(wrong(start, grad, lr), p.detach())
+                    ),
+                    mismatch.cause,
+                )
             raise
         if p.grad is None or not torch.equal(p.grad, grad):
-            raise Mismatch(name, grad, p.grad, detail=f"{what}.grad changed",
-                           cause="your step reset (or changed) the gradients; by the contract "
-                                 "it leaves them alone: resetting is the training loop's job")
+            raise Mismatch(
+                name,
+                grad,
+                p.grad,
+                detail=f"{what}.grad changed",
+                cause="your step reset (or changed) the gradients; by the contract "
+                "it leaves them alone: resetting is the training loop's job",
+            )
 
 
 def _step_case(candidate, name, params, lr, calls=1):
@@ -93,23 +114,39 @@ def _step_case(candidate, name, params, lr, calls=1):
     "A gradient-descent step",
     reference=by_hand.gd_step,
     hints=[
-        ("Loop over the parameters; for each one with a gradient, move it against the gradient, "
-         "scaled by lr. Autograd must not record this: it is not part of the model."),
-        ("In place means `p -= …` (or `p.sub_(…)`), not `p = p - …`, which only rebinds the loop "
-         "variable. In-place changes of a leaf need `with torch.no_grad():` around the loop."),
-        ("with torch.no_grad():\n    for p in params:\n        if p.grad is not None:\n"
-         "            p -= lr * p.grad"),
+        (
+            "Loop over the parameters; for each one with a gradient, move it against the gradient, "
+            "scaled by lr. Autograd must not record this: it is not part of the model."
+        ),
+        (
+            "In place means `p -= …` (or `p.sub_(…)`), not `p = p - …`, which only rebinds the loop "
+            "variable. In-place changes of a leaf need `with torch.no_grad():` around the loop."
+        ),
+        (
+            "with torch.no_grad():\n    for p in params:\n        if p.grad is not None:\n"
+            "            p -= lr * p.grad"
+        ),
     ],
 )
 def check_gd_step(candidate):
-    _step_case(candidate, "lr=0.1, a vector and a matrix",
-               _parameters(1, [(3,), (2, 2)]), lr=0.1)
-    _step_case(candidate, "lr=0.5, the second parameter has .grad None",
-               _parameters(2, [(3,), (2,), (1,)], without_grad=(1,)), lr=0.5)
-    _step_case(candidate, "float64, lr=0.01, two steps in a row",
-               _parameters(3, [(4,), (2, 3)], dtype=torch.float64), lr=0.01, calls=2)
-    return ("3 cases: in place, same tensors, .grad None skipped, gradients kept, "
-            "parameters still leaves (no graph recorded)")
+    _step_case(candidate, "lr=0.1, a vector and a matrix", _parameters(1, [(3,), (2, 2)]), lr=0.1)
+    _step_case(
+        candidate,
+        "lr=0.5, the second parameter has .grad None",
+        _parameters(2, [(3,), (2,), (1,)], without_grad=(1,)),
+        lr=0.5,
+    )
+    _step_case(
+        candidate,
+        "float64, lr=0.01, two steps in a row",
+        _parameters(3, [(4,), (2, 3)], dtype=torch.float64),
+        lr=0.01,
+        calls=2,
+    )
+    return (
+        "3 cases: in place, same tensors, .grad None skipped, gradients kept, "
+        "parameters still leaves (no graph recorded)"
+    )
 
 
 # --------------------------------------------------------------------------
@@ -142,10 +179,12 @@ FIT_MISTAKES = {
     "a sign error: the update adds lr·grad (gradient ascent)": partial(_flawed_fit, ascent=True),
     "the gradients are reset between backward() and the update, so the update sees no gradient: "
     "reset before backward()": partial(_flawed_fit, reset_late=True),
-    "losses[k] is the loss after update k; record loss.item() of the loss you called backward() "
-    "on": partial(_flawed_fit, log_after=True),
-    "the lr argument is ignored (a learning rate fixed inside the loop?)":
-        lambda x, y, lr, steps: by_hand.fit_line(x, y, 0.1, steps),
+    "losses[k] is the loss after update k; record loss.item() of the loss you called backward() on": partial(
+        _flawed_fit, log_after=True
+    ),
+    "the lr argument is ignored (a learning rate fixed inside the loop?)": lambda x, y, lr, steps: (
+        by_hand.fit_line(x, y, 0.1, steps)
+    ),
 }
 
 
@@ -157,32 +196,43 @@ def _run_fit(candidate, name, x, y, lr, steps):
         except TypeError as error:
             if "NoneType" not in str(error):
                 raise
-            raise Mismatch(name, detail=f"your code raised TypeError: {error}",
-                           cause="w.grad or b.grad was None: after `w = w - lr * w.grad` w is a "
-                                 "new tensor, not a leaf, and backward() fills .grad only on "
-                                 "leaves. Update in place under torch.no_grad() (gd_step does)"
-                           ) from None
+            raise Mismatch(
+                name,
+                detail=f"your code raised TypeError: {error}",
+                cause="w.grad or b.grad was None: after `w = w - lr * w.grad` w is a "
+                "new tensor, not a leaf, and backward() fills .grad only on "
+                "leaves. Update in place under torch.no_grad() (gd_step does)",
+            ) from None
     if not (isinstance(answer, (tuple, list)) and len(answer) == 3):
         raise Mismatch(name, "(w, b, losses)", answer, cause="return the three values w, b, losses")
     w, b, losses = answer
     for label, value in (("w", w), ("b", b)):
         if not (isinstance(value, torch.Tensor) and value.numel() == 1):
-            raise Mismatch(name, f"{label}: a one-element tensor", value,
-                           cause=f"return the parameter tensor {label} itself")
+            raise Mismatch(
+                name,
+                f"{label}: a one-element tensor",
+                value,
+                cause=f"return the parameter tensor {label} itself",
+            )
     if not isinstance(losses, list) or len(losses) != steps:
-        raise Mismatch(name, f"a list of {steps} losses", losses,
-                       cause="append one loss per step, before the update")
+        raise Mismatch(
+            name, f"a list of {steps} losses", losses, cause="append one loss per step, before the update"
+        )
     if not all(isinstance(v, numbers.Real) for v in losses):
-        raise Mismatch(name, "floats", losses[0],
-                       cause="append loss.item(), a float; the loss tensor keeps its whole graph "
-                             "alive")
+        raise Mismatch(
+            name,
+            "floats",
+            losses[0],
+            cause="append loss.item(), a float; the loss tensor keeps its whole graph alive",
+        )
     return w.detach().item(), b.detach().item(), [float(v) for v in losses]
 
 
 def _same_run(a, b, rtol=1e-4, atol=1e-6):
     (wa, ba, la), (wb, bb, lb) = a, b
-    return torch.allclose(torch.tensor([wa, ba, *la]), torch.tensor([wb, bb, *lb]),
-                          rtol=rtol, atol=atol, equal_nan=True)
+    return torch.allclose(
+        torch.tensor([wa, ba, *la]), torch.tensor([wb, bb, *lb]), rtol=rtol, atol=atol, equal_nan=True
+    )
 
 
 def _fit_case(candidate, name, seed, lr, steps):
@@ -200,14 +250,26 @@ def _fit_case(candidate, name, seed, lr, steps):
             cause = description
             break
     if cause is None and not all(map(math.isfinite, got[2])):
-        cause = ("the loss blew up although lr is small enough here: look for a sign error "
-                 "or gradients that are never reset")
+        cause = (
+            "the loss blew up although lr is small enough here: look for a sign error "
+            "or gradients that are never reset"
+        )
+    if cause is None and not math.isclose(expected[2][0], got[2][0], rel_tol=1e-4, abs_tol=1e-6):
+        cause = (
+            "losses[0] is the loss at the start: begin from w = b = 0 "
+            "(torch.zeros((), requires_grad=True)) and record each loss before its update"
+        )
     for k, (e, g) in enumerate(zip(expected[2], got[2])):
         if not math.isclose(e, g, rel_tol=1e-4, abs_tol=1e-6):
             raise Mismatch(name, e, g, step=k, detail=f"losses[{k}] differs", cause=cause)
-    raise Mismatch(name, expected[:2], got[:2], detail=f"(w, b) after {steps} steps differ",
-                   cause=cause or "every loss matches but the final w, b do not: return the "
-                                  "parameters after the last update")
+    raise Mismatch(
+        name,
+        expected[:2],
+        got[:2],
+        detail=f"(w, b) after {steps} steps differ",
+        cause=cause
+        or "every loss matches but the final w, b do not: return the parameters after the last update",
+    )
 
 
 @exercise(
@@ -215,12 +277,18 @@ def _fit_case(candidate, name, seed, lr, steps):
     "The training loop",
     reference=by_hand.fit_line,
     hints=[
-        ("Before the loop: w, b = torch.zeros((), requires_grad=True) each, and losses = []. "
-         "Inside `for _ in range(steps):` do the four numbered moves, then append loss.item()."),
-        ("Reset with `w.grad = None` and `b.grad = None` (or zero_() them) before backward(): "
-         "otherwise backward() adds to the previous step's gradients."),
-        ("for _ in range(steps):\n    loss = mse(w, b, x, y)\n    w.grad = b.grad = None\n"
-         "    loss.backward()\n    gd_step([w, b], lr)\n    losses.append(loss.item())"),
+        (
+            "Before the loop: w, b = torch.zeros((), requires_grad=True) each, and losses = []. "
+            "Inside `for _ in range(steps):` do the four numbered moves, then append loss.item()."
+        ),
+        (
+            "Reset with `w.grad = None` and `b.grad = None` (or zero_() them) before backward(): "
+            "otherwise backward() adds to the previous step's gradients."
+        ),
+        (
+            "for _ in range(steps):\n    loss = mse(w, b, x, y)\n    w.grad = b.grad = None\n"
+            "    loss.backward()\n    gd_step([w, b], lr)\n    losses.append(loss.item())"
+        ),
     ],
 )
 def check_fit_line(candidate):
@@ -231,8 +299,10 @@ def check_fit_line(candidate):
     w, b, _ = _run_fit(candidate, name, x, y, 0.1, 300)
     best = torch.stack(by_hand.least_squares(x, y))
     expect_close(name, best, torch.tensor([w, b]), what="(w, b)", rtol=0, atol=FIT_TOLERANCE)
-    return (f"3 cases: first steps match gradient descent step by step; after 300 steps "
-            f"(w, b) = ({w:.4f}, {b:.4f}), within {FIT_TOLERANCE:g} of least squares")
+    return (
+        f"3 cases: first steps match gradient descent step by step; after 300 steps "
+        f"(w, b) = ({w:.4f}, {b:.4f}), within {FIT_TOLERANCE:g} of least squares"
+    )
 
 
 # --------------------------------------------------------------------------
@@ -252,23 +322,31 @@ def _residual(w, b, x, y):
 
 
 GRAD_MISTAKES = {
-    "the factor 2 from the square is missing":
-        lambda w, b, x, y: ((_residual(w, b, x, y) * x).mean(), _residual(w, b, x, y).mean()),
-    "a sum instead of a mean: the 1/n of the mean is missing":
-        lambda w, b, x, y: (2 * (_residual(w, b, x, y) * x).sum(),
-                            2 * _residual(w, b, x, y).sum()),
-    "a sign error: the residual is y − (w·x + b); it should be (w·x + b) − y":
-        lambda w, b, x, y: (-2 * (_residual(w, b, x, y) * x).mean(),
-                            -2 * _residual(w, b, x, y).mean()),
-    "dL/dw is missing the factor x_i inside the mean (the chain rule: ∂r_i/∂w = x_i)":
-        lambda w, b, x, y: (2 * _residual(w, b, x, y).mean(), 2 * _residual(w, b, x, y).mean()),
+    "the factor 2 from the square is missing": lambda w, b, x, y: (
+        (_residual(w, b, x, y) * x).mean(),
+        _residual(w, b, x, y).mean(),
+    ),
+    "a sum instead of a mean: the 1/n of the mean is missing": lambda w, b, x, y: (
+        2 * (_residual(w, b, x, y) * x).sum(),
+        2 * _residual(w, b, x, y).sum(),
+    ),
+    "a sign error: the residual is y − (w·x + b); it should be (w·x + b) − y": lambda w, b, x, y: (
+        -2 * (_residual(w, b, x, y) * x).mean(),
+        -2 * _residual(w, b, x, y).mean(),
+    ),
+    "dL/dw is missing the factor x_i inside the mean (the chain rule: ∂r_i/∂w = x_i)": lambda w, b, x, y: (
+        2 * _residual(w, b, x, y).mean(),
+        2 * _residual(w, b, x, y).mean(),
+    ),
     "dL/dw multiplies the means, 2·mean(r)·mean(x), instead of taking the mean of the "
-    "products, 2·mean(r·x)":
-        lambda w, b, x, y: (2 * _residual(w, b, x, y).mean() * x.mean(),
-                            2 * _residual(w, b, x, y).mean()),
-    "the two gradients are swapped: return (dL/dw, dL/db)":
-        lambda w, b, x, y: (2 * _residual(w, b, x, y).mean(),
-                            2 * (_residual(w, b, x, y) * x).mean()),
+    "products, 2·mean(r·x)": lambda w, b, x, y: (
+        2 * _residual(w, b, x, y).mean() * x.mean(),
+        2 * _residual(w, b, x, y).mean(),
+    ),
+    "the two gradients are swapped: return (dL/dw, dL/db)": lambda w, b, x, y: (
+        2 * _residual(w, b, x, y).mean(),
+        2 * (_residual(w, b, x, y) * x).mean(),
+    ),
 }
 
 
@@ -280,15 +358,23 @@ def _grad_case(seed, n, w, b):
 
 def _by_formula(candidate, name):
     """The candidate, with autograd reported as not allowed."""
+    cause = "compute the gradient with the formula (tensor arithmetic), not with autograd"
+
     def run(w, b, x, y):
         try:
-            return candidate(w, b, x, y)
+            answer = candidate(w, b, x, y)
         except RuntimeError as error:
             if "does not require grad" not in str(error):
                 raise
-            raise Mismatch(name, detail=f"your code raised RuntimeError: {error}",
-                           cause="w and b do not require grad here: compute the gradient with "
-                                 "the formula (tensor arithmetic), not with backward()") from None
+            raise Mismatch(
+                name,
+                detail=f"your code raised RuntimeError: {error}",
+                cause="w and b do not require grad here: " + cause,
+            ) from None
+        if w.requires_grad or b.requires_grad:
+            raise Mismatch(name, detail="your code made w or b require grad", cause=cause)
+        return answer
+
     return run
 
 
@@ -297,10 +383,14 @@ def _by_formula(candidate, name):
     "The gradient of the MSE, by hand",
     reference=by_hand.mse_grads,
     hints=[
-        ("Write r_i = w·x_i + b − y_i, so L = (1/n)·Σ r_i². Differentiate r_i² with the chain "
-         "rule: ∂(r_i²)/∂w = 2·r_i·∂r_i/∂w. What are ∂r_i/∂w and ∂r_i/∂b?"),
-        ("∂r_i/∂w = x_i and ∂r_i/∂b = 1, so dL/dw = (2/n)·Σ r_i·x_i and dL/db = (2/n)·Σ r_i. "
-         "With tensors, (1/n)·Σ is .mean()."),
+        (
+            "Write r_i = w·x_i + b − y_i, so L = (1/n)·Σ r_i². Differentiate r_i² with the chain "
+            "rule: ∂(r_i²)/∂w = 2·r_i·∂r_i/∂w. What are ∂r_i/∂w and ∂r_i/∂b?"
+        ),
+        (
+            "∂r_i/∂w = x_i and ∂r_i/∂b = 1, so dL/dw = (2/n)·Σ r_i·x_i and dL/db = (2/n)·Σ r_i. "
+            "With tensors, (1/n)·Σ is .mean()."
+        ),
         "r = w * x + b - y\nreturn 2 * (r * x).mean(), 2 * r.mean()",
     ],
 )
@@ -311,6 +401,11 @@ def check_mse_grads(candidate):
         "w=-1, b=4, 20 points (seed=3)": _grad_case(3, 20, -1.0, 4.0),
     }
     for name, args in cases.items():
-        compare_function(_by_formula(candidate, name), autograd_mse_grads, {name: args},
-                         mistakes=GRAD_MISTAKES, what="(dL/dw, dL/db)")
+        compare_function(
+            _by_formula(candidate, name),
+            autograd_mse_grads,
+            {name: args},
+            mistakes=GRAD_MISTAKES,
+            what="(dL/dw, dL/db)",
+        )
     return "3 cases: (dL/dw, dL/db) equal autograd's in float64; " + "; ".join(cases)

@@ -212,9 +212,7 @@ CASES["OneCycleLR"] = [
     one_cycle(max_lr=0.1, total_steps=STEPS),
     one_cycle(max_lr=[0.1, 0.05], total_steps=150, anneal_strategy="linear"),
     one_cycle(max_lr=0.1, total_steps=STEPS, three_phase=True),
-    one_cycle(
-        max_lr=0.1, total_steps=STEPS, three_phase=True, anneal_strategy="linear", pct_start=0.25
-    ),
+    one_cycle(max_lr=0.1, total_steps=STEPS, three_phase=True, anneal_strategy="linear", pct_start=0.25),
     one_cycle(
         max_lr=0.1,
         epochs=10,
@@ -249,9 +247,7 @@ def restarts_after_warmup(M, o):
 
 
 def nested(M, o):
-    return M.SequentialLR(
-        o, [warmup_then_cosine(M, o), M.MultiStepLR(o, [10, 20])], milestones=[60]
-    )
+    return M.SequentialLR(o, [warmup_then_cosine(M, o), M.MultiStepLR(o, [10, 20])], milestones=[60])
 
 
 def sequential_of_chain(M, o):
@@ -264,9 +260,7 @@ def exp_and_step(M, o):
 
 
 def warmup_times_cosine(M, o):
-    return M.ChainedScheduler(
-        [M.LinearLR(o, 0.1, total_iters=10), M.CosineAnnealingLR(o, 50)], optimizer=o
-    )
+    return M.ChainedScheduler([M.LinearLR(o, 0.1, total_iters=10), M.CosineAnnealingLR(o, 50)], optimizer=o)
 
 
 def chain_of_three(M, o):
@@ -357,12 +351,15 @@ PLATEAU = [
     {"patience": 1, "factor": 0.5, "min_lr": [0.02, 1e-3]},
     {"patience": 0, "factor": 0.9, "eps": 5e-3},  # small reductions of group 2 are skipped
     {"patience": 0, "factor": 0.5, "min_lr": [0.0, 0.029], "eps": 0.0},
+    {"patience": 0, "factor": 0.5, "eps": 0.015},  # 0.03 → 0.015 changes it by exactly eps
 ]
 
 
 @pytest.mark.parametrize("kw", PLATEAU, ids=[str(kw) for kw in PLATEAU])
 def test_reduce_on_plateau(kw):
-    make = lambda M, o: M.ReduceLROnPlateau(o, **kw)
+    def make(M, o):
+        return M.ReduceLROnPlateau(o, **kw)
+
     ours, theirs = run(make, H, metrics=METRICS), run(make, T, metrics=METRICS)
     assert_same(ours, theirs, str(kw))
     assert ours[-1][0] < ours[0][0]  # the sequence does trigger reductions
@@ -408,28 +405,31 @@ def roundtrip(obj):
     return torch.load(buffer, weights_only=False)
 
 
-@pytest.mark.parametrize("kind", ["sgd", "adam"])
-@pytest.mark.parametrize(
-    "direction", DIRECTIONS, ids=["ours>ours", "torch>ours", "ours>torch", "torch>torch"]
-)
-@pytest.mark.parametrize(("name", "make"), RESUMABLE, ids=[name for name, _ in RESUMABLE])
-def test_resume_from_state_dict(name, make, direction, kind):
-    saver, loader = direction
+# Adam only where its betas change: the schedulers that cycle momentum.
+RESUME_CASES = [(name, make, "sgd") for name, make in RESUMABLE] + [
+    (name, make, "adam") for name, make in RESUMABLE if name.startswith(("CyclicLR", "OneCycleLR"))
+]
+
+
+@pytest.mark.parametrize(("name", "make", "kind"), RESUME_CASES, ids=[f"{n}-{k}" for n, _, k in RESUME_CASES])
+def test_resume_from_state_dict(name, make, kind):
+    """Cut at step 47, save, load into a fresh optimizer and scheduler, run on."""
     cut = 47
     metrics = METRICS if name == "ReduceLROnPlateau" else None
     uninterrupted = run(make, T, kind, metrics=metrics)
+    for saver, loader in DIRECTIONS:
+        optimizer = make_optimizer(kind)
+        scheduler = make(saver, optimizer)
+        advance(optimizer, scheduler, cut, metrics)
+        checkpoint = roundtrip({"opt": optimizer.state_dict(), "sched": scheduler.state_dict()})
 
-    optimizer = make_optimizer(kind)
-    scheduler = make(saver, optimizer)
-    advance(optimizer, scheduler, cut, metrics)
-    checkpoint = roundtrip({"opt": optimizer.state_dict(), "sched": scheduler.state_dict()})
-
-    optimizer = make_optimizer(kind)
-    scheduler = make(loader, optimizer)  # before optimizer.load_state_dict, as torch advises
-    optimizer.load_state_dict(checkpoint["opt"])
-    scheduler.load_state_dict(checkpoint["sched"])
-    resumed = advance(optimizer, scheduler, STEPS - cut, metrics, start=cut)
-    assert_same(resumed, uninterrupted[cut + 1 :], f"{name} resumed at {cut}")
+        optimizer = make_optimizer(kind)
+        scheduler = make(loader, optimizer)  # before optimizer.load_state_dict, as torch advises
+        optimizer.load_state_dict(checkpoint["opt"])
+        scheduler.load_state_dict(checkpoint["sched"])
+        resumed = advance(optimizer, scheduler, STEPS - cut, metrics, start=cut)
+        direction = f"{saver.__name__} -> {loader.__name__}"
+        assert_same(resumed, uninterrupted[cut + 1 :], f"{name} resumed at {cut}, {direction}")
 
 
 def test_callable_scale_fn_attributes_are_restored():
@@ -468,7 +468,7 @@ class WithLastEpoch:
         return lambda *args, **kw: getattr(self.M, name)(*args, **kw, last_epoch=self.last_epoch)
 
 
-def resumed_by_constructor(make, M, last_epoch=20):
+def resumed_by_constructor(make, M, last_epoch):
     optimizer = make_optimizer()
     make(T, optimizer)  # leaves initial_lr (and max_lr, ...) in the param groups
     for group in optimizer.param_groups:
@@ -477,10 +477,12 @@ def resumed_by_constructor(make, M, last_epoch=20):
     return [snapshot(optimizer, scheduler)] + advance(optimizer, scheduler, 30)
 
 
+@pytest.mark.parametrize("last_epoch", [3, 20])
 @pytest.mark.parametrize("make", RESUME_BY_LAST_EPOCH)
-def test_constructing_with_last_epoch_matches_torch(make):
+def test_constructing_with_last_epoch_matches_torch(make, last_epoch):
     """last_epoch=k: the constructor's step goes to k+1 and keeps the lr it finds."""
-    assert_same(resumed_by_constructor(make, H), resumed_by_constructor(make, T))
+    ours = resumed_by_constructor(make, H, last_epoch)
+    assert_same(ours, resumed_by_constructor(make, T, last_epoch))
 
 
 def test_resuming_without_initial_lr_raises_key_error():
@@ -632,7 +634,9 @@ def test_warmup_stable_decay_hand_values():
 
 
 def test_warmup_stable_decay_resumes_and_composes():
-    make = lambda M, o: M.WarmupStableDecay(o, 10, 50, 40, 0.1, "cosine")
+    def make(M, o):
+        return M.WarmupStableDecay(o, 10, 50, 40, 0.1, "cosine")
+
     full = run(make, H)
     optimizer = make_optimizer()
     scheduler = make(H, optimizer)
@@ -674,12 +678,17 @@ def test_lr_curve():
     assert H.lr_curve(lambda opt: H.StepLR(opt, 3), 7, lr=1.0) == pytest.approx(
         [1.0, 1.0, 1.0, 0.1, 0.1, 0.1, 0.01]
     )
-    make = lambda opt: T.OneCycleLR(opt, 0.1, total_steps=60)
+
+    def make(opt):
+        return T.OneCycleLR(opt, 0.1, total_steps=60)
+
     assert H.lr_curve(make, 60) == [values[0] for values in run(lambda M, o: make(o), T, steps=59)]
 
 
 def test_lr_curve_of_plateau_needs_metrics():
-    make = lambda opt: H.ReduceLROnPlateau(opt, patience=1)
+    def make(opt):
+        return H.ReduceLROnPlateau(opt, patience=1)
+
     lrs = H.lr_curve(make, 6, lr=1.0, metrics=[3, 2, 2, 2, 2, 1])
     assert lrs == pytest.approx([1.0, 1.0, 1.0, 1.0, 0.1, 0.1])
     with pytest.raises(ValueError, match="metrics"):

@@ -87,9 +87,7 @@ def _start_momentum_cycle(scheduler, base_momentum, max_momentum, last_epoch):
     ``max_momentum`` and store both bounds in each param group."""
     optimizer = scheduler.optimizer
     if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
-        raise ValueError(
-            "optimizer must support momentum or beta1 with `cycle_momentum` option enabled"
-        )
+        raise ValueError("optimizer must support momentum or beta1 with `cycle_momentum` option enabled")
     scheduler.use_beta1 = "betas" in optimizer.defaults
     base_momentums = per_group("base_momentum", optimizer, base_momentum)
     max_momentums = per_group("max_momentum", optimizer, max_momentum)
@@ -314,9 +312,7 @@ class OneCycleLR(LRScheduler):
             if not isinstance(epochs, int) or epochs <= 0:
                 raise ValueError(f"Expected positive integer epochs, but got {epochs}")
             if not isinstance(steps_per_epoch, int) or steps_per_epoch <= 0:
-                raise ValueError(
-                    f"Expected positive integer steps_per_epoch, but got {steps_per_epoch}"
-                )
+                raise ValueError(f"Expected positive integer steps_per_epoch, but got {steps_per_epoch}")
             self.total_steps = epochs * steps_per_epoch
         else:
             raise ValueError("You must define either total_steps OR (epochs AND steps_per_epoch)")
@@ -389,8 +385,7 @@ class OneCycleLR(LRScheduler):
         t = self.last_epoch
         if t > self.total_steps:
             raise ValueError(
-                f"Tried to step {t} times. The specified number of total steps is "
-                f"{self.total_steps}"
+                f"Tried to step {t} times. The specified number of total steps is {self.total_steps}"
             )
         lrs = []
         for group in self.optimizer.param_groups:
@@ -402,8 +397,6 @@ class OneCycleLR(LRScheduler):
             pct = (t - start_step) / (phase["end_step"] - start_step)
             lrs.append(self._anneal(group[phase["start_lr"]], group[phase["end_lr"]], pct))
             if self.cycle_momentum:
-                momentum = self._anneal(
-                    group[phase["start_momentum"]], group[phase["end_momentum"]], pct
-                )
+                momentum = self._anneal(group[phase["start_momentum"]], group[phase["end_momentum"]], pct)
                 _set_momentum(self, group, momentum)
         return lrs

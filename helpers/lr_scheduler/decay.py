@@ -182,13 +182,10 @@ class LinearLR(LRScheduler):
         last_epoch (int): index of the last step. Default: -1.
     """
 
-    def __init__(
-        self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1
-    ):
+    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1):
         if start_factor > 1.0 or start_factor <= 0:
             raise ValueError(
-                "Starting multiplicative factor expected to be greater than 0 "
-                "and less or equal to 1."
+                "Starting multiplicative factor expected to be greater than 0 and less or equal to 1."
             )
         if end_factor > 1.0 or end_factor < 0:
             raise ValueError("Ending multiplicative factor expected to be between 0 and 1.")
@@ -209,9 +206,7 @@ class LinearLR(LRScheduler):
 
     def _get_closed_form_lr(self):
         steps = min(self.total_iters, self.last_epoch)
-        factor = (
-            self.start_factor + (self.end_factor - self.start_factor) * steps / self.total_iters
-        )
+        factor = self.start_factor + (self.end_factor - self.start_factor) * steps / self.total_iters
         return [lr_0 * factor for lr_0 in self.base_lrs]
 
 

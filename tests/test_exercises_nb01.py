@@ -335,6 +335,7 @@ def test_fit_line_written_differently_passes():
         ({"extra_step": True}, ["a list of 5 losses"]),
     ],
 )
+@pytest.mark.filterwarnings("ignore:The .grad attribute of a Tensor that is not a leaf")
 def test_fit_line_typical_mistakes_are_named(flaw, phrases):
     assert_fails("01.2", flawed_fit(**flaw), *phrases)
 

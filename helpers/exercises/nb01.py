@@ -19,9 +19,9 @@ from helpers.checking_tools import compare_function, expect_close
 # 01.1 A gradient-descent step
 # --------------------------------------------------------------------------
 
-STEP_MISTAKES = {
-    "a sign error: the step adds lr·grad (gradient ascent); subtract it": lambda p, grad, lr: p + lr * grad,
-    "the learning rate is missing: the step subtracts the whole gradient": lambda p, grad, lr: p - grad,
+STEP_MISTAKES = {  # likely cause: the wrong update it reproduces
+    "a sign error: the step adds lr·grad (gradient ascent)": lambda p, g, lr: p + lr * g,
+    "the learning rate is missing: the step subtracts the whole gradient": lambda p, g, lr: p - g,
 }
 
 
@@ -317,36 +317,24 @@ def autograd_mse_grads(w, b, x, y):
         return torch.autograd.grad(by_hand.mse(w, b, x, y), (w, b))
 
 
-def _residual(w, b, x, y):
-    return w * x + b - y
-
-
-GRAD_MISTAKES = {
-    "the factor 2 from the square is missing": lambda w, b, x, y: (
-        (_residual(w, b, x, y) * x).mean(),
-        _residual(w, b, x, y).mean(),
+# Typical wrong gradients, written with the residual r = w·x + b − y: cause -> (r, x) -> (dw, db).
+_WRONG_GRADS = {
+    "the factor 2 from the square is missing": lambda r, x: ((r * x).mean(), r.mean()),
+    "a sum instead of a mean: the 1/n of the mean is missing": lambda r, x: (2 * (r * x).sum(), 2 * r.sum()),
+    "a sign error: the residual is y − (w·x + b); it should be (w·x + b) − y": lambda r, x: (
+        -2 * (r * x).mean(),
+        -2 * r.mean(),
     ),
-    "a sum instead of a mean: the 1/n of the mean is missing": lambda w, b, x, y: (
-        2 * (_residual(w, b, x, y) * x).sum(),
-        2 * _residual(w, b, x, y).sum(),
-    ),
-    "a sign error: the residual is y − (w·x + b); it should be (w·x + b) − y": lambda w, b, x, y: (
-        -2 * (_residual(w, b, x, y) * x).mean(),
-        -2 * _residual(w, b, x, y).mean(),
-    ),
-    "dL/dw is missing the factor x_i inside the mean (the chain rule: ∂r_i/∂w = x_i)": lambda w, b, x, y: (
-        2 * _residual(w, b, x, y).mean(),
-        2 * _residual(w, b, x, y).mean(),
+    "dL/dw is missing the factor x_i inside the mean (the chain rule: ∂r_i/∂w = x_i)": lambda r, x: (
+        2 * r.mean(),
+        2 * r.mean(),
     ),
     "dL/dw multiplies the means, 2·mean(r)·mean(x), instead of taking the mean of the "
-    "products, 2·mean(r·x)": lambda w, b, x, y: (
-        2 * _residual(w, b, x, y).mean() * x.mean(),
-        2 * _residual(w, b, x, y).mean(),
-    ),
-    "the two gradients are swapped: return (dL/dw, dL/db)": lambda w, b, x, y: (
-        2 * _residual(w, b, x, y).mean(),
-        2 * (_residual(w, b, x, y) * x).mean(),
-    ),
+    "products, 2·mean(r·x)": lambda r, x: (2 * r.mean() * x.mean(), 2 * r.mean()),
+    "the two gradients are swapped: return (dL/dw, dL/db)": lambda r, x: (2 * r.mean(), 2 * (r * x).mean()),
+}
+GRAD_MISTAKES = {
+    cause: lambda w, b, x, y, wrong=wrong: wrong(w * x + b - y, x) for cause, wrong in _WRONG_GRADS.items()
 }
 
 

@@ -6,14 +6,20 @@ the trained parameters, and on a mismatch replays the known broken loops below
 to name the bug the learner's loop still has.
 """
 
+import contextlib
 import copy
 from functools import partial
 
 import torch
+import torch._dynamo  # noqa: F401
 import torch.nn.functional as F
 
 from helpers import training
 from helpers.checking import Mismatch, case, exercise
+
+# ``import torch._dynamo`` above: the first optimizer of a process imports it lazily, which
+# takes seconds. Inside a timed check, a timeout could interrupt that import half-way and
+# leave torch.optim broken for the rest of the session; here it happens before any timer.
 
 # --------------------------------------------------------------------------
 # Known broken steps. Each returns the loss as a float, like training.training_step.
@@ -81,6 +87,19 @@ def _epochs(step, average=True):
 # --------------------------------------------------------------------------
 # Cases and comparisons
 # --------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """Run a checker on one thread: for these tiny tensors it is the fastest, and on a busy
+    CPU it is ten times faster than two threads waiting for each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
 
 OPTIMIZERS = (
     ("SGD(lr=0.1)", lambda params: torch.optim.SGD(params, lr=0.1)),
@@ -207,6 +226,7 @@ def _check_loop(candidate, reference, broken, steps, batched=False, per="step"):
      "new backward()."),
     "Put optimizer.zero_grad() as the first line of the loop body, before the forward pass.",
 ])
+@_one_thread()
 def check_train(candidate):
     broken = [(_full_batch(step), cause) for step, cause in _BROKEN_STEPS]
     return _check_loop(candidate, training.train, broken, steps=12)
@@ -224,6 +244,7 @@ def check_train(candidate):
      "skips every parameter. The order must be: zero_grad → forward → backward → step."),
     "Swap two lines: loss.backward() first, then optimizer.step(). Keep logging loss.item().",
 ])
+@_one_thread()
 def check_train_epochs(candidate):
     broken = [(_epochs(step), cause) for step, cause in _BROKEN_STEPS]
     broken.append((_epochs(training.training_step, average=False),
@@ -259,6 +280,7 @@ FINE_TUNE_CASES = ((0, 0.1, 10), (1, 0.05, 6))
      "the tensors the optimizer was built with (the original's, whose .grad stays None)."),
     "Build the optimizer after the copy, over model.parameters(), not pretrained.parameters().",
 ])
+@_one_thread()
 def check_fine_tune(candidate):
     for seed, lr, steps in FINE_TUNE_CASES:
         what = f"seed {seed}, SGD(lr={lr}), {steps} steps"
@@ -323,6 +345,7 @@ UNTIL_CASES = (
      "backward() runs, every tensor saved for backward). To log and compare, you need its value."),
     "Append loss.item() instead of loss; compare the floats in history exactly as before.",
 ])
+@_one_thread()
 def check_train_until(candidate):
     for seed, (name, make_optimizer), tol, max_steps in UNTIL_CASES:
         what = f"{name}, seed {seed}, tol={tol}, max_steps={max_steps}"

@@ -584,12 +584,39 @@ def test_not_an_optimizer_is_a_type_error():
 # -------------------------------------------------------- helpers.optim optimizers
 
 
-@pytest.mark.parametrize(
-    "make", [CASES["StepLR"][1], CASES["CyclicLR"][1], CASES["OneCycleLR"][2], warmup_then_cosine]
-)
-def test_with_helpers_optim_sgd(make):
-    ours = run(make, H, cls=helpers.optim.SGD)
-    assert_same(ours, run(make, T))
+HELPERS_OPTIM_CASES = [
+    ("sgd", helpers.optim.SGD, CASES["StepLR"][1]),
+    ("sgd", helpers.optim.SGD, CASES["CyclicLR"][1]),
+    ("sgd", helpers.optim.SGD, CASES["OneCycleLR"][2]),
+    ("sgd", helpers.optim.SGD, warmup_then_cosine),
+    ("adam", helpers.optim.Adam, CASES["CyclicLR"][2]),
+    ("adam", helpers.optim.Adam, CASES["OneCycleLR"][1]),
+]
+
+
+@pytest.mark.parametrize(("kind", "cls", "make"), HELPERS_OPTIM_CASES)
+def test_with_helpers_optim(kind, cls, make):
+    assert_same(run(make, H, kind, cls=cls), run(make, T, kind))
+
+
+@pytest.mark.parametrize(("kind", "cls", "make"), HELPERS_OPTIM_CASES[2::3])
+def test_training_with_helpers_optim_follows_torch(kind, cls, make):
+    """The lrs and momenta we write are the ones the optimizer then uses."""
+
+    def train(optimizer_cls, M):
+        optimizer = make_optimizer(kind, optimizer_cls)
+        scheduler = make(M, optimizer)
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        for t in range(30):
+            for p in params:
+                p.grad = torch.full_like(p, math.sin(t + p.numel()))
+            optimizer.step()
+            scheduler.step()
+        return torch.cat([p.detach() for p in params])
+
+    ours, theirs = train(cls, H), train(None, T)
+    torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-7)
+    assert theirs.abs().min() > 0  # the parameters did move
 
 
 # ----------------------------------------------------------- WarmupStableDecay

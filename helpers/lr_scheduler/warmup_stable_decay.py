@@ -32,8 +32,9 @@ class WarmupStableDecay(LRScheduler):
     in advance. The lr is a closed form on base_lrs (like LambdaLR), so this
     scheduler overrides, rather than composes with, another one on the same
     optimizer. The floor is a ratio so that param groups with different lrs
-    keep their proportions. Not part of torch; the same schedule as
-    ``transformers.get_wsd_schedule`` (linear warmup, min_lr_ratio).
+    keep their proportions. Not part of torch; like Hugging Face's
+    ``transformers.get_wsd_schedule``, the warmup starts from 0 and the floor is
+    a ratio (``min_lr_ratio``).
 
     Hu et al., "MiniCPM: Unveiling the Potential of Small Language Models with
     Scalable Training Strategies", 2024, https://arxiv.org/abs/2404.06395

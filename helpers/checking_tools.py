@@ -20,7 +20,7 @@ import numbers
 
 import torch
 
-from .checking import Mismatch, case, untimed
+from .checking import Mismatch, case
 
 __all__ = [
     "OptimCase",
@@ -436,8 +436,6 @@ def compare_optimizer(candidate_cls, reference_cls, cases, *, steps=10, mistakes
     replaying ``mistakes`` ({description: WrongOptimizerClass}) or by the
     pattern of the divergence. Returns a description of what was verified.
     """
-    with untimed():  # torch.optim's first step imports torch._dynamo: seconds, not the learner's
-        import torch._dynamo  # noqa: F401
     for case_ in cases:
         _compare_case(candidate_cls, reference_cls, case_, steps, mistakes, closure, seed)
     names = "; ".join(c.name or c.label for c in cases)

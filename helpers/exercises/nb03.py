@@ -54,6 +54,15 @@ def _momentum(g, state, group):
     return state["momentum_buffer"]
 
 
+def _sgd_update(p, grad, state, group, sign=1):
+    """torch's SGD update without maximize; ``sign`` flips the whole step."""
+    g = _decayed(p, grad, group)
+    if group["momentum"] != 0:
+        buf = _momentum(g, state, group)
+        g = g + group["momentum"] * buf if group["nesterov"] else buf
+    p.add_(g, alpha=-sign * group["lr"])
+
+
 class _Uphill(_PerParameter):
     def update(self, p, grad, state, group):
         p.add_(grad, alpha=group["lr"])
@@ -180,15 +189,6 @@ class _MaximizeNegatesEverything(_PerParameter):
     def update(self, p, grad, state, group):
         sign = -1 if group["maximize"] else 1
         _sgd_update(p, grad, state, group, sign=sign)
-
-
-def _sgd_update(p, grad, state, group, sign=1):
-    """torch's SGD update without maximize; ``sign`` flips the whole step."""
-    g = _decayed(p, grad, group)
-    if group["momentum"] != 0:
-        buf = _momentum(g, state, group)
-        g = g + group["momentum"] * buf if group["nesterov"] else buf
-    p.add_(g, alpha=-sign * group["lr"])
 
 
 # --------------------------------------------------------------------------

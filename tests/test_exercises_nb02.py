@@ -350,3 +350,37 @@ def test_a_crash_is_reported_not_raised(exercise_id):
     result = verdict(exercise_id, backward_on_a_float)
     assert result.status == "failed"
     assert "AttributeError" in str(result) and "loss.backward()" in str(result)
+
+
+# --------------------------------------------------------------------------
+# The toy problem and the check's side effects
+# --------------------------------------------------------------------------
+
+
+def test_toy_problem_is_seeded_and_leaves_the_global_random_state_alone():
+    state = torch.random.get_rng_state()
+    x0, y0 = training.toy_data(seed=0)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    model = training.toy_model(seed=0)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert torch.equal(x0, training.toy_data(seed=0)[0]) and not torch.equal(
+        x0, training.toy_data(seed=1)[0])
+    assert torch.equal(model.weight, training.toy_model(seed=0).weight)
+    # nn.Linear's own initialisation under manual_seed(seed): the model is an ordinary one
+    torch.manual_seed(0)
+    assert torch.equal(model.weight, torch.nn.Linear(5, 2).weight)
+    torch.random.set_rng_state(state)
+
+
+def test_the_first_loss_is_the_mse_of_the_untrained_model():
+    model, data = training.toy_model(seed=3), training.toy_data(seed=3)
+    expected = ((model(data[0]) - data[1]) ** 2).mean().item()
+    history = training.train(model, torch.optim.SGD(model.parameters(), lr=0.1), data, steps=5)
+    assert history[0] == pytest.approx(expected, rel=1e-6)
+    assert history == sorted(history, reverse=True)  # plain SGD, small lr: decreasing
+
+
+def test_a_check_leaves_the_thread_count_alone():
+    threads = torch.get_num_threads()
+    verdict("02.1", training.train)
+    assert torch.get_num_threads() == threads

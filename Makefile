@@ -23,6 +23,12 @@ $(STAMP): requirements/lock.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/lock.txt
 	$(BIN)/python -m pip install -qq --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ipykernel)" >/dev/null
+	@# nbgrader is here for instructors' tests only: keep its menus and server out of the learner's Lab,
+	@# and the news pop-up too.
+	@$(BIN)/jupyter labextension disable --level=sys_prefix @jupyter/nbgrader \
+	    @jupyterlab/apputils-extension:announcements >/dev/null 2>&1
+	@$(BIN)/jupyter server extension disable --sys-prefix $(addprefix nbgrader.server_extensions.,\
+	    formgrader validate_assignment assignment_list course_list) >/dev/null 2>&1
 	@rm -f $(VENV)/.stamp-*
 	@touch $@
 

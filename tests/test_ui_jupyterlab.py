@@ -1,0 +1,133 @@
+"""The widgets work in a real JupyterLab, driven by a real (headless) Chromium.
+
+Needs Debian's ``chromium`` and ``chromium-driver``. Without them the test is skipped,
+unless STEPWISE_REQUIRE_BROWSER=1 (CI sets it), which makes a missing browser a failure.
+Screenshots go to build/ui/.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "build" / "ui"
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+TOKEN = "stepwise-ui-test"
+
+if not (CHROMIUM and CHROMEDRIVER):
+    if os.environ.get("STEPWISE_REQUIRE_BROWSER") == "1":
+        pytest.fail("chromium and chromedriver are required (apt-get install chromium chromium-driver)",
+                    pytrace=False)
+    pytest.skip("needs Debian's chromium and chromium-driver", allow_module_level=True)
+
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+
+# One notebook per widget panel: the code a learner runs to show it.
+PANELS = {
+    "schedule_explorer": "from helpers.schedule_explorer import ScheduleExplorer\nScheduleExplorer()",
+}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A JupyterLab server on localhost, in an empty directory with its own settings."""
+    home = tmp_path_factory.mktemp("lab")
+    for name, code in PANELS.items():
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                                     "language": "python"}
+        nbformat.write(nb, home / f"{name}.ipynb")
+    port = free_port()
+    env = {**os.environ, "JUPYTER_PREFER_ENV_PATH": "1", "STEPWISE_HOME": str(home / "stepwise"),
+           "JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+           "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
+           "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}",
+         f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={home}", "--allow-root"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("JupyterLab did not start within 60 s")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory, request):
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=1400,1100",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=webdriver.ChromeService(CHROMEDRIVER), options=options)
+    yield driver
+    if request.session.testsfailed:  # what the page looked like when it failed
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(SHOTS / "failure.png"))
+    driver.quit()
+
+
+def run_all_cells(driver, wait):
+    wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, ".jp-Notebook .jp-Cell")))
+    wait.until(EC.presence_of_element_located(
+        (By.CSS_SELECTOR, ".jp-Notebook-ExecutionIndicator[data-status='idle']")))
+    menu = wait.until(EC.element_to_be_clickable(
+        (By.XPATH, "//div[contains(@class,'lm-MenuBar-itemLabel') and text()='Run']")))
+    menu.click()
+    wait.until(EC.element_to_be_clickable(
+        (By.XPATH, "//div[contains(@class,'lm-Menu-itemLabel') and text()='Run All Cells']"))).click()
+
+
+def plot_source(driver):
+    images = driver.find_elements(By.CSS_SELECTOR, ".widget-output img")
+    return images[0].get_attribute("src") if images else None
+
+
+def test_schedule_explorer_redraws_when_a_control_changes(lab, browser):
+    wait = WebDriverWait(browser, 90)
+    browser.get(f"{lab}/lab/tree/schedule_explorer.ipynb?token={TOKEN}")
+    run_all_cells(browser, wait)
+
+    # The live widget renders (not the static fallback picture) with its curve.
+    menu = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, ".widget-dropdown select")))
+    wait.until(lambda d: plot_source(d))
+    before, first_choice = plot_source(browser), Select(menu).first_selected_option.text
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SHOTS / "schedule_explorer_initial.png"))
+
+    # Choosing another scheduler redraws the curve and shows that scheduler's code.
+    Select(menu).select_by_visible_text("CosineAnnealingLR")
+    wait.until(lambda d: plot_source(d) not in (None, before))
+    wait.until(lambda d: "CosineAnnealingLR(optimizer" in d.find_element(
+        By.CSS_SELECTOR, ".jp-OutputArea").text)
+    assert first_choice != "CosineAnnealingLR"
+    browser.save_screenshot(str(SHOTS / "schedule_explorer_cosine.png"))

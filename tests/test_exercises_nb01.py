@@ -33,22 +33,26 @@ def test_noisy_line_is_seeded_and_leaves_the_global_generator_alone():
 
 
 def test_gd_step_matches_torch_sgd():
-    a, b = torch.randn(3, requires_grad=True), torch.randn(2, 2, requires_grad=True)
-    unused = torch.randn(2, requires_grad=True)
-    ours = [t.detach().clone().requires_grad_() for t in (a, b, unused)]
+    torch.manual_seed(0)
+    theirs = [torch.randn(3), torch.randn(2, 2), torch.randn(2)]  # the last one stays unused
+    theirs = [p.requires_grad_() for p in theirs]
+    ours = [p.detach().clone().requires_grad_() for p in theirs]
+    optimizer = torch.optim.SGD(theirs, lr=0.3)
+
+    def backward(params):
+        by_hand.zero_grads(params)
+        ((params[0] ** 2).sum() + params[1].sin().sum()).backward()
+
     for step in range(3):
-        for theirs_or_ours in ((a, b, unused), ours):
-            loss = (theirs_or_ours[0] ** 2).sum() + theirs_or_ours[1].sin().sum()
-            for p in theirs_or_ours:
-                p.grad = None
-            loss.backward()
-        optimizer = torch.optim.SGD([a, b, unused], lr=0.3)
+        backward(theirs)
         optimizer.step()
+        backward(ours)
         by_hand.gd_step(ours, lr=0.3)
-        for expected, got in zip((a, b, unused), ours):
+        for expected, got in zip(theirs, ours):
             assert torch.allclose(expected, got), step
             assert got.is_leaf and got.requires_grad
-    assert ours[0].grad is not None  # gradients are left alone
+    assert ours[2].grad is None  # skipped
+    assert torch.allclose(ours[0].grad, 2 * (ours[0] + 0.3 * ours[0].grad))  # left alone
 
 
 def test_mse_grads_is_autograd_gradient():

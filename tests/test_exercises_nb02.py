@@ -112,6 +112,17 @@ def train_sum_loss(model, optimizer, data, steps):
     return history
 
 
+def train_logging_after_step(model, optimizer, data, steps):
+    inputs, targets = data
+    history = []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        F.mse_loss(model(inputs), targets).backward()
+        optimizer.step()
+        history.append(F.mse_loss(model(inputs), targets).item())
+    return history
+
+
 def train_one_step_short(model, optimizer, data, steps):
     return training.train(model, optimizer, data, steps - 1)
 
@@ -131,6 +142,7 @@ def test_02_1_correct_loops_pass(candidate):
     (train_zero_grad_before_step, ["flat", "never changed"]),
     (train_sum_loss, ["step:", "1", "differs from the reference"]),
     (train_one_step_short, ["expected 12 values, one per step; got 11"]),
+    (train_logging_after_step, ["log the loss after the update"]),
     (train_own_optimizer, ["SGD(lr=0.05, momentum=0.9", "differs"]),
 ])
 def test_02_1_wrong_loops_fail_naming_the_bug(candidate, phrases):
@@ -201,7 +213,7 @@ def test_02_2_correct_loops_pass(candidate):
 
 
 @pytest.mark.parametrize("candidate, phrases", [
-    (epochs_broken, ["step:", "1", "like the loop with step() before backward()",
+    (epochs_broken, ["epoch 1 is the first to differ", "like the loop with step() before backward()",
                      "never changed"]),
     (epochs_stale, ["previous step's gradient"]),
     (epochs_sum, ["sum of the epoch's batch losses"]),

@@ -49,6 +49,12 @@ def _step_with_stale_gradient(model, optimizer, x, y):
     return loss.item()
 
 
+def _step_logging_after_update(model, optimizer, x, y):
+    training.training_step(model, optimizer, x, y)
+    with torch.no_grad():
+        return F.mse_loss(model(x), y).item()
+
+
 ACCUMULATES = ("gradients accumulate across steps: backward() adds to .grad, so without "
                "optimizer.zero_grad() every step applies the sum of all gradients so far")
 NEVER_UPDATES = ("step() found every .grad None (cleared by zero_grad(), not yet filled by "
@@ -62,6 +68,8 @@ _BROKEN_STEPS = (
                             "backward(): " + NEVER_UPDATES),
     (_step_with_stale_gradient, "your loss history matches a loop with step() before "
                                 "backward(): " + STALE),
+    (_step_logging_after_update, "you log the loss after the update; log the loss of the "
+                                 "step itself, the one you call backward() on"),
 )
 
 
@@ -172,7 +180,8 @@ def _compare_history(what, expected, got, known, per="step"):
     def shown(history):
         return round(history[i - 1], 6) if i <= len(history) else "nothing (history ended)"
 
-    raise Mismatch(what, expected=shown(expected), got=shown(got), step=i,
+    where = dict(step=i) if per == "step" else dict(detail=f"{per} {i} is the first to differ")
+    raise Mismatch(what, expected=shown(expected), got=shown(got), **where,
                    cause=cause or f"the loss of {per} {i} differs from the reference loop's: "
                                   "check the order zero_grad() → loss → backward() → step()")
 

@@ -333,7 +333,8 @@ def test_fit_line_written_differently_passes():
         ({"reset": True, "reset_after_backward": True}, ["reset between backward() and the update"]),
         ({"log_after": True}, ["losses[k] is the loss after update k", "losses[0] differs"]),
         ({"lr_fixed": 0.1}, ["seed=2, lr=0.05", "lr argument is ignored"]),
-        ({"lr_fixed": 0.2}, ["seed=1, lr=0.1", "losses[1] differs"]),
+        ({"lr_fixed": 0.2}, ["seed=1, lr=0.1", "losses[1] differs", "using lr as given"]),
+        ({"lr_fixed": 1.5}, ["seed=1, lr=0.1", "the loss grows", "lr argument as given"]),
         ({"out_of_place": True}, ["TypeError", "not a leaf", "torch.no_grad()"]),
         ({"tensors": True}, ["loss.item()"]),
         ({"extra_step": True}, ["a list of 5 losses"]),
@@ -383,6 +384,14 @@ def test_fit_line_wrong_start_fails_at_step_0():
         return w, b, losses
 
     assert_fails("01.2", fit, "seed=1, lr=0.1", "losses[0] differs", "begin from w = b = 0")
+
+
+def test_fit_line_returning_the_wrong_parameters_is_named():
+    def fit(x, y, lr, steps):
+        _, _, losses = by_hand.fit_line(x, y, lr, steps)
+        return torch.zeros((), requires_grad=True), torch.zeros((), requires_grad=True), losses
+
+    assert_fails("01.2", fit, "(w, b) after 5 steps differ", "return the parameters after the last update")
 
 
 # --------------------------------------------------------------------------

@@ -235,6 +235,35 @@ def _same_run(a, b, rtol=1e-4, atol=1e-6):
     )
 
 
+def _close(a, b):
+    return math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-6)
+
+
+def _fit_cause(x, y, lr, steps, got, first_bad):
+    """The likely mistake behind the candidate's run ``got`` (w, b, losses), or None."""
+    for description, wrong in FIT_MISTAKES.items():
+        w, b, losses = wrong(x, y, lr, steps)
+        if _same_run((w.item(), b.item(), losses), got):
+            return description
+    losses = got[2]
+    if not losses[-1] < losses[0]:  # also for NaN
+        return (
+            "the loss grows (or is NaN) although this lr is small enough to converge: the update "
+            "overshoots or climbs. Check the sign, that you use the lr argument as given, and that "
+            "the gradients are reset before each backward()"
+        )
+    if first_bad == 0:
+        return (
+            "losses[0] is the loss at the start: begin from w = b = 0 "
+            "(torch.zeros((), requires_grad=True)) and record each loss before its update"
+        )
+    if first_bad == 1:
+        return "the start is right but the first update is not: update with p − lr·p.grad, using lr as given"
+    if first_bad is not None:
+        return "the first update is right but a later one is not: does something change between steps?"
+    return "every loss matches but the final w, b do not: return the parameters after the last update"
+
+
 def _fit_case(candidate, name, seed, lr, steps):
     """The candidate's first ``steps`` steps must match the reference, step by step."""
     x, y = by_hand.noisy_line(n=50, seed=seed)
@@ -243,33 +272,18 @@ def _fit_case(candidate, name, seed, lr, steps):
     expected = (w.item(), b.item(), losses)
     if _same_run(expected, got):
         return
-    cause = None
-    for description, wrong in FIT_MISTAKES.items():
-        w, b, losses = wrong(x, y, lr, steps)
-        if _same_run((w.item(), b.item(), losses), got):
-            cause = description
-            break
-    if cause is None and not all(map(math.isfinite, got[2])):
-        cause = (
-            "the loss blew up although lr is small enough here: look for a sign error "
-            "or gradients that are never reset"
+    first_bad = next((k for k, (e, g) in enumerate(zip(losses, got[2])) if not _close(e, g)), None)
+    cause = _fit_cause(x, y, lr, steps, got, first_bad)
+    if first_bad is not None:
+        raise Mismatch(
+            name,
+            losses[first_bad],
+            got[2][first_bad],
+            step=first_bad,
+            detail=f"losses[{first_bad}] differs",
+            cause=cause,
         )
-    if cause is None and not math.isclose(expected[2][0], got[2][0], rel_tol=1e-4, abs_tol=1e-6):
-        cause = (
-            "losses[0] is the loss at the start: begin from w = b = 0 "
-            "(torch.zeros((), requires_grad=True)) and record each loss before its update"
-        )
-    for k, (e, g) in enumerate(zip(expected[2], got[2])):
-        if not math.isclose(e, g, rel_tol=1e-4, abs_tol=1e-6):
-            raise Mismatch(name, e, g, step=k, detail=f"losses[{k}] differs", cause=cause)
-    raise Mismatch(
-        name,
-        expected[:2],
-        got[:2],
-        detail=f"(w, b) after {steps} steps differ",
-        cause=cause
-        or "every loss matches but the final w, b do not: return the parameters after the last update",
-    )
+    raise Mismatch(name, expected[:2], got[:2], detail=f"(w, b) after {steps} steps differ", cause=cause)
 
 
 @exercise(

@@ -9,7 +9,9 @@ LAB_ARGS ?=
 # Jupyter refuses to run as root unless told to (containers, CI machines).
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 # Learner state (progress, grading records) of test runs goes to a throwaway directory.
-TEST_ENV := STEPWISE_HOME=$(CURDIR)/build/stepwise-home NBTIMES=$(CURDIR)/build/nbtimes.tsv
+# One torch thread per process: the tests run two processes side by side on two cores, and
+# solutions are executed (make execute) with the same setting that nbval later compares under.
+TEST_ENV := STEPWISE_HOME=$(CURDIR)/build/stepwise-home NBTIMES=$(CURDIR)/build/nbtimes.tsv OMP_NUM_THREADS=1
 PYTEST := $(TEST_ENV) $(BIN)/python -m pytest
 NBVAL := $(PYTEST) -n 2 --dist loadfile --nbval-current-env --nbval-cell-timeout=120 \
          --nbval-sanitize-with tools/nbval_sanitize.cfg
@@ -63,7 +65,7 @@ check-sync: setup
 
 # Re-run solutions/ in place to refresh their stored outputs (NB=03 for one notebook).
 execute: setup
-	$(BIN)/python tools/pipeline.py execute $(NB)
+	OMP_NUM_THREADS=1 $(BIN)/python tools/pipeline.py execute $(NB)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .hypothesis .ruff_cache *.egg-info

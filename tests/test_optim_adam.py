@@ -4,7 +4,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch_compare import DTYPES, assert_resumes, compare
+from torch_compare import DTYPES, assert_resumes, cases, compare
 
 import helpers.optim as ours
 
@@ -28,19 +28,17 @@ ADAMW_OPTIONS = [
 ]
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("options", OPTIONS, ids=str)
+@pytest.mark.parametrize(("options", "dtype"), cases(OPTIONS), ids=str)
 def test_adam_matches_torch(options, dtype):
     compare(ours.Adam, torch.optim.Adam, dtype, GROUPS, **options)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("options", ADAMW_OPTIONS, ids=str)
+@pytest.mark.parametrize(("options", "dtype"), cases(ADAMW_OPTIONS), ids=str)
 def test_adamw_matches_torch(options, dtype):
     compare(ours.AdamW, torch.optim.AdamW, dtype, GROUPS, **options)
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(
     lr=st.floats(0, 0.1),
     beta1=st.floats(0, 0.99),
@@ -56,7 +54,7 @@ def test_adam_matches_torch_over_hyperparameters(lr, beta1, beta2, eps, weight_d
         torch.optim.Adam,
         torch.float64,
         ({}, {"lr": lr / 2}),
-        steps=30,
+        steps=25,
         lr=lr,
         betas=(beta1, beta2),
         eps=eps,

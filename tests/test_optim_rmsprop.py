@@ -2,7 +2,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch_compare import DTYPES, assert_resumes, compare
+from torch_compare import assert_resumes, cases, compare
 
 import helpers.optim as ours
 
@@ -19,13 +19,12 @@ OPTIONS = [
 ]
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("options", OPTIONS, ids=str)
+@pytest.mark.parametrize(("options", "dtype"), cases(OPTIONS), ids=str)
 def test_matches_torch(options, dtype):
     compare(ours.RMSprop, torch.optim.RMSprop, dtype, GROUPS, **options)
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(
     lr=st.floats(0, 0.05),
     alpha=st.floats(0, 0.999),
@@ -40,7 +39,7 @@ def test_matches_torch_over_hyperparameters(lr, alpha, eps, weight_decay, moment
         torch.optim.RMSprop,
         torch.float64,
         ({}, {"lr": lr / 2}),
-        steps=30,
+        steps=25,
         lr=lr,
         alpha=alpha,
         eps=eps,
@@ -50,6 +49,5 @@ def test_matches_torch_over_hyperparameters(lr, alpha, eps, weight_decay, moment
     )
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_state_dict_resumes(dtype):
-    assert_resumes(ours.RMSprop, torch.optim.RMSprop, dtype, GROUPS, momentum=0.9, centered=True)
+def test_state_dict_resumes():
+    assert_resumes(ours.RMSprop, torch.optim.RMSprop, torch.float32, GROUPS, momentum=0.9, centered=True)

@@ -2,7 +2,16 @@
 
 import pytest
 import torch
-from torch_compare import SHAPES, SKIPPED, _data, assert_resumes, closure_for, compare, make_params
+from torch_compare import (
+    SHAPES,
+    SKIPPED,
+    _data,
+    assert_resumes,
+    closure_for,
+    compare,
+    deviation,
+    make_params,
+)
 
 
 class _NoOpt:
@@ -57,3 +66,12 @@ def test_assert_resumes_catches_a_state_dict_without_state():
 
     with pytest.raises(AssertionError, match="resum"):
         assert_resumes(Forgetful, torch.optim.Adam, torch.float64)
+
+
+def test_deviation_counts_nan_only_where_torch_has_none():
+    nan, inf = float("nan"), float("inf")
+    assert deviation(torch.tensor([1.0, nan, inf]), torch.tensor([1.0, nan, inf])) == 0.0
+    assert deviation(torch.tensor([1.0, nan]), torch.tensor([1.0, 2.0])) == inf
+    assert deviation(torch.tensor([1.0, 2.0]), torch.tensor([1.0, nan])) == inf
+    assert deviation(torch.tensor([0.0, 1e-3]), torch.tensor([0.0, 0.0])) == inf
+    assert deviation(torch.tensor([2.0, 1.0]), torch.tensor([4.0, 1.0])) == 0.5

@@ -47,6 +47,12 @@ def _data(shapes, dtype):
     return start, curvature, target, noise
 
 
+def cases(options):
+    """(options, dtype) pairs for pytest.mark.parametrize: every option set in float64, and
+    the first (the defaults) and the last (all options at once) in float32 as well."""
+    return [(o, torch.float64) for o in options] + [(o, torch.float32) for o in (options[0], options[-1])]
+
+
 def make_params(dtype, shapes=SHAPES):
     """Fresh leaf tensors with the fixed start values."""
     return [x.clone().requires_grad_() for x in _data(tuple(shapes), dtype)[0]]
@@ -83,12 +89,19 @@ def build(opt_class, dtype, groups=({}, {}), shapes=SHAPES, split=SPLIT, **defau
     return params, opt_class(spec, **defaults)
 
 
+def _relative_rows(ours, theirs):
+    """Per row: max |ours − theirs| / max |theirs|. Equal entries count 0, also NaN against
+    NaN and inf against inf (torch gives them too); any other NaN counts as inf."""
+    same = (ours == theirs) | (ours.isnan() & theirs.isnan())
+    diff = torch.where(same, 0.0, (ours - theirs).abs().nan_to_num(nan=float("inf"))).amax(-1)
+    scale = theirs.abs().nan_to_num(nan=0.0, posinf=0.0).amax(-1)
+    return torch.where(diff == 0, 0.0, diff / scale)  # diff / 0 = inf
+
+
 def deviation(ours, theirs):
-    """Largest |ours − theirs| relative to the largest |theirs| (0 if both are 0)."""
-    ours, theirs = (torch.as_tensor(x).detach().double() for x in (ours, theirs))
-    scale = theirs.abs().max()
-    diff = (ours - theirs).abs().max()
-    return 0.0 if diff == 0 else float(diff / scale) if scale > 0 else float("inf")
+    """Largest |ours − theirs| relative to the largest |theirs|, as a float (see _relative_rows)."""
+    ours, theirs = (torch.as_tensor(x).detach().double().reshape(-1) for x in (ours, theirs))
+    return float(_relative_rows(ours, theirs))
 
 
 def state_deviation(ours, theirs, params_ours, params_theirs):
@@ -142,7 +155,7 @@ def compare(
         traj_o.append(_flat(po, ours.step(closure_for(ours, po, t))))
         traj_t.append(_flat(pt, theirs.step(closure_for(theirs, pt, t))))
     a, b = torch.stack(traj_o).double(), torch.stack(traj_t).double()
-    per_step = ((a - b).abs().amax(1) / b.abs().amax(1)).nan_to_num(0.0)  # 0/0: both zero
+    per_step = _relative_rows(a, b)
     worst, tol = float(per_step.max()), tol or TOL[dtype]
     what = f"{_name(ours_class)} vs {_name(theirs_class)}, {dtype}, {groups}, {defaults}"
     if worst > tol:

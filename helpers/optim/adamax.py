@@ -28,13 +28,11 @@ class Adamax(torch.optim.Optimizer):
         maximize (bool): maximize the objective instead of minimizing (default False).
     """
 
-    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, *,
-                 maximize=False):
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, *, maximize=False):
         nonnegative(lr=lr, eps=eps)
         betas_in_unit_interval(betas)
         nonnegative(weight_decay=weight_decay)
-        defaults = {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay,
-                    "maximize": maximize}
+        defaults = {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay, "maximize": maximize}
         super().__init__(params, defaults)
 
     @torch.no_grad()

@@ -28,13 +28,11 @@ class Lion(torch.optim.Optimizer):
         maximize (bool): maximize the objective instead of minimizing (default False).
     """
 
-    def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, *,
-                 maximize=False):
+    def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, *, maximize=False):
         nonnegative(lr=lr)
         betas_in_unit_interval(betas)
         nonnegative(weight_decay=weight_decay)
-        defaults = {"lr": lr, "betas": betas, "weight_decay": weight_decay,
-                    "maximize": maximize}
+        defaults = {"lr": lr, "betas": betas, "weight_decay": weight_decay, "maximize": maximize}
         super().__init__(params, defaults)
 
     @torch.no_grad()

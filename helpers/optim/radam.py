@@ -40,13 +40,28 @@ class RAdam(torch.optim.Optimizer):
         maximize (bool): maximize the objective instead of minimizing (default False).
     """
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
-                 decoupled_weight_decay=False, *, maximize=False):
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=0,
+        decoupled_weight_decay=False,
+        *,
+        maximize=False,
+    ):
         nonnegative(lr=lr, eps=eps)
         betas_in_unit_interval(betas)
         nonnegative(weight_decay=weight_decay)
-        defaults = {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay,
-                    "maximize": maximize, "decoupled_weight_decay": decoupled_weight_decay}
+        defaults = {
+            "lr": lr,
+            "betas": betas,
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "maximize": maximize,
+            "decoupled_weight_decay": decoupled_weight_decay,
+        }
         super().__init__(params, defaults)
 
     @torch.no_grad()
@@ -83,8 +98,9 @@ class RAdam(torch.optim.Optimizer):
                 rho_t = rho_inf - 2 * t * beta2**t / bias_correction2
                 if rho_t > 5.0:
                     adaptive_lr = bias_correction2**0.5 / v.sqrt().add_(group["eps"])
-                    rect = ((rho_t - 4) * (rho_t - 2) * rho_inf
-                            / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
+                    rect = (
+                        (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
+                    ) ** 0.5
                     p.add_(m_hat * lr * adaptive_lr * rect, alpha=-1.0)
                 else:
                     p.add_(m_hat * lr, alpha=-1.0)

@@ -9,13 +9,10 @@ steps, the optimizer's lr, a log-scale switch, the chosen scheduler's own
 parameters, the line of code that builds it, and an ``Output`` widget with its
 curve. Every change redraws the curve. Where no widget frontend runs (nbval, a
 static render of the notebook) the same cell shows a picture of the current
-settings instead: the explorer's display bundle carries an ``image/png`` next
-to the widget view.
+settings instead (see ``helpers.widgets.PicturePanel``).
 """
 
-import base64
 import html
-import io
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +23,7 @@ from torch.optim import lr_scheduler
 
 from .lr_scheduler import WarmupStableDecay, lr_curve
 from .plotting import COLORS
+from .widgets import PicturePanel
 
 __all__ = ["SCHEDULES", "Param", "Schedule", "ScheduleExplorer", "plot_schedule"]
 
@@ -215,7 +213,7 @@ SCHEDULES = {
 }
 
 
-class ScheduleExplorer(widgets.VBox):
+class ScheduleExplorer(PicturePanel):
     """Pick a scheduler, set its parameters, see the learning rate of every step.
 
     Args:
@@ -256,7 +254,6 @@ class ScheduleExplorer(widgets.VBox):
         self.controls = {name: {p.name: p.widget() for p in s.params} for name, s in SCHEDULES.items()}
         self.params = widgets.VBox()
         self.code = widgets.HTML()
-        self.output = widgets.Output()
         for control in (self.menu, self.steps, self.lr, self.log_scale):
             control.observe(self._changed, names="value")
         for controls in self.controls.values():
@@ -268,7 +265,6 @@ class ScheduleExplorer(widgets.VBox):
                 widgets.HBox([self.steps, self.lr]),
                 self.params,
                 self.code,
-                self.output,
             ]
         )
         self._changed()
@@ -290,46 +286,31 @@ class ScheduleExplorer(widgets.VBox):
         """The lr of every step as currently set (``ValueError`` if the settings are invalid)."""
         return self.schedule.lrs(self.steps.value, self.lr.value, **self.values)
 
-    def png(self, lrs):
-        """A picture of ``lrs``, titled with the code that made them, as PNG bytes."""
+    def figure(self, lrs):
+        """A figure of ``lrs``, titled with the code that made them."""
         fig, ax = plt.subplots(figsize=(7, 3))
         plot_schedule(lrs, ax=ax, log=self.log_scale.value)
         ax.set_title(
             "\n".join(textwrap.wrap(self.source(), 90)), fontsize="small", family="monospace", loc="left"
         )
         fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=80)
-        plt.close(fig)
-        return base64.b64encode(buffer.getvalue()).decode()
+        return fig
+
+    def summary(self):
+        return f"ScheduleExplorer: {self.source()}"
 
     def _changed(self, change=None):
         """Show the chosen scheduler's controls and redraw its curve."""
         self.params.children = tuple(self.controls[self.menu.value].values())
         code = f"<code>{html.escape(self.source())}</code>"
         try:
-            self.picture = self.png(self.lrs())
+            lrs = self.lrs()
         except (ValueError, ZeroDivisionError) as error:
-            self.picture = None
             self.code.value = (
                 f"{code}<br><span style='color:#c62828'>"
                 f"{html.escape(f'{type(error).__name__}: {error}')}</span>"
             )
-            self.output.outputs = ()
+            self.clear()
             return
         self.code.value = code
-        self.output.outputs = (
-            {
-                "output_type": "display_data",
-                "data": {"image/png": self.picture, "text/plain": self.source()},
-                "metadata": {},
-            },
-        )
-
-    def _repr_mimebundle_(self, **kwargs):
-        """The widget view, plus a picture and plain text for places without widgets."""
-        data = super()._repr_mimebundle_(**kwargs)
-        data["text/plain"] = f"ScheduleExplorer: {self.source()}"
-        if self.picture is not None:
-            data["image/png"] = self.picture
-        return data
+        self.show(self.figure(lrs), self.source())

@@ -317,6 +317,10 @@ _ERROR_HINTS = (
         "update parameters inside `with torch.no_grad():` (or decorate step with @torch.no_grad())",
     ),
     ("NoneType", "some parameters have .grad None (unused in the loss): skip them"),
+    (
+        "'float' object has no attribute 'backward'",
+        "call backward() on the loss tensor; loss.item() is a plain float, for logging",
+    ),
 )
 
 

@@ -97,6 +97,12 @@ def test_known_error_messages_get_a_hint(ex99):
     assert "grad None" in dict(result.details)["hint"]
 
 
+def test_backward_on_a_logged_float_gets_a_hint(ex99):
+    result = check(ex99, lambda x: x.sum().item().backward())
+    assert "AttributeError" in str(result)
+    assert "loss.item() is a plain float" in dict(result.details)["hint"]
+
+
 @pytest.mark.parametrize(
     ("answer", "expected_text"),
     [

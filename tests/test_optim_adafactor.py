@@ -4,7 +4,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch_compare import DTYPES, SHAPES, assert_resumes, assert_same_errors, compare
+from torch_compare import DTYPES, SHAPES, TOL, assert_resumes, assert_same_errors, compare
 
 import helpers.optim as ours
 
@@ -64,6 +64,23 @@ def test_matrix_state_is_one_row_and_one_column():
     opt.step()
     shapes = {k: tuple(v.shape) for k, v in opt.state[p].items() if k != "step"}
     assert shapes == {"row_var": (6, 1), "col_var": (1, 7)}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_default_eps1_is_the_machine_epsilon(dtype):
+    """Gradients so small that V < ε₁² everywhere: then U = G/ε₁ exactly, and the step is
+    θ₁ = θ₀ − α·G/ε₁ with α = RMS(θ₀)·min(lr, 1), ε₁ = torch.finfo(dtype).eps."""
+    eps1 = torch.finfo(dtype).eps
+    g = torch.Generator().manual_seed(0)
+    start, weights = (torch.randn(3, 4, generator=g, dtype=dtype) for _ in range(2))
+    weights *= eps1 / 10  # the gradient
+    expected = start - start.norm() / 12**0.5 * 1e-2 * weights / eps1
+    for cls in (ours.Adafactor, torch.optim.Adafactor):
+        p = start.clone().requires_grad_()
+        opt = cls([p])
+        (weights * p).sum().backward()
+        opt.step()
+        torch.testing.assert_close(p.detach(), expected, rtol=TOL[dtype], atol=0)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -148,6 +148,9 @@ def test_bad_arguments_raise_like_torch():
     for cls in (ours.LBFGS, torch.optim.LBFGS):
         with pytest.raises(ValueError, match="doesn't support per-parameter options"):
             cls(groups)
+    # torch accepts a second group here and fails in step(); we refuse it right away
+    with pytest.raises(ValueError, match="doesn't support per-parameter options"):
+        ours.LBFGS(groups[:1]).add_param_group(groups[1])
 
 
 def test_unknown_line_search_raises_at_construction():

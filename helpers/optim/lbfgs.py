@@ -23,10 +23,10 @@ class LBFGS(Optimizer):
         d ← −H·g                                     otherwise: two-loop recursion
                                                      (``two_loop_direction``) with
                                                      H₀ = (yᵀs / yᵀy)·I from the newest pair
-        t ← lr·min(1, 1/‖g‖₁)  first iteration ever, else lr
+        t ← lr·min(1, 1/‖g‖₁)                         first iteration ever, else t ← lr
         t ← strong_wolfe(x, t, d)                    if line_search_fn == "strong_wolfe"
         x ← x + t·d
-        keep the pair (s, y) = (t·d, g_new − g) only if yᵀs > 1e-10  (H stays positive)
+        keep the pair (s, y) = (t·d, g_new − g) only if yᵀs > 1e-10  (keeps H positive definite)
 
     It stops early when max|g| ≤ tolerance_grad, gᵀd > −tolerance_change,
     max|t·d| ≤ tolerance_change, |Δloss| < tolerance_change, or after ``max_eval``
@@ -36,7 +36,8 @@ class LBFGS(Optimizer):
     Paper: D. C. Liu and J. Nocedal, "On the limited memory BFGS method for large
     scale optimization", Math. Programming 45, 1989, https://doi.org/10.1007/BF01589116 ;
     the two-loop recursion and line search follow Nocedal & Wright, "Numerical
-    Optimization" (2006), Algorithms 7.4 and 3.5/3.6, as ported by torch from minFunc.
+    Optimization" (2006), Algorithms 7.4 and 3.5/3.6, as ported to torch from Torch7
+    (itself inspired by minFunc).
 
     Args:
         params: iterable of parameters; one parameter group only (as in torch).
@@ -55,7 +56,8 @@ class LBFGS(Optimizer):
     ``prev_flat_grad``, ``prev_loss``: the same keys as torch, so state dicts load both
     ways. torch also stores ``al``, scratch space of the two-loop recursion that carries
     nothing from one step to the next; we keep it local. Unlike torch (which fails in
-    ``step``), an unknown ``line_search_fn`` raises ValueError right away.
+    ``step``), an unknown ``line_search_fn`` and a second parameter group added by
+    ``add_param_group`` raise ValueError right away.
     """
 
     def __init__(self, params, lr=1, max_iter=20, max_eval=None, tolerance_grad=1e-7,
@@ -120,7 +122,8 @@ class LBFGS(Optimizer):
             return orig_loss
 
         d, t = state.get("d"), state.get("t")
-        old_dirs, old_stps, ro = state.get("old_dirs"), state.get("old_stps"), state.get("ro")
+        # the (s, y) pairs and rho = 1/yᵀs, under torch's state names
+        s_hist, y_hist, rho = state.get("old_stps"), state.get("old_dirs"), state.get("ro")
         H_diag = state.get("H_diag")
         prev_flat_grad, prev_loss = state.get("prev_flat_grad"), state.get("prev_loss")
 
@@ -132,20 +135,20 @@ class LBFGS(Optimizer):
             # 1. search direction d
             if state["n_iter"] == 1:
                 d = flat_grad.neg()
-                old_dirs, old_stps, ro = [], [], []
+                s_hist, y_hist, rho = [], [], []
                 H_diag = 1
             else:
                 y = flat_grad.sub(prev_flat_grad)
                 s = d.mul(t)
                 ys = y.dot(s)
                 if ys > 1e-10:  # curvature condition: keep the pair only if yᵀs > 0
-                    if len(old_dirs) == group["history_size"]:
-                        del old_dirs[0], old_stps[0], ro[0]  # forget the oldest pair
-                    old_dirs.append(y)
-                    old_stps.append(s)
-                    ro.append(1.0 / ys)
+                    if len(s_hist) == group["history_size"]:
+                        del s_hist[0], y_hist[0], rho[0]  # forget the oldest pair
+                    s_hist.append(s)
+                    y_hist.append(y)
+                    rho.append(1.0 / ys)
                     H_diag = ys / y.dot(y)
-                d = two_loop_direction(flat_grad, old_stps, old_dirs, ro, H_diag)
+                d = two_loop_direction(flat_grad, s_hist, y_hist, rho, H_diag)
 
             if prev_flat_grad is None:
                 prev_flat_grad = flat_grad.clone()
@@ -183,7 +186,7 @@ class LBFGS(Optimizer):
                     or abs(loss - prev_loss) < tolerance_change):
                 break
 
-        state.update(d=d, t=t, old_dirs=old_dirs, old_stps=old_stps, ro=ro, H_diag=H_diag,
+        state.update(d=d, t=t, old_stps=s_hist, old_dirs=y_hist, ro=rho, H_diag=H_diag,
                      prev_flat_grad=prev_flat_grad, prev_loss=prev_loss)
         return orig_loss
 

@@ -174,10 +174,10 @@ def _probes(base):
     """Two tiny schedulers on ``base``: one closed form, one recursive."""
 
     class Harmonic(base):
-        """Closed form: lr_t = lr_0 / (t + 2), like LambdaLR(lambda t: 1 / (t + 2))."""
+        """Closed form: lr_t = lr_0 / (t + 3), like LambdaLR(lambda t: 1 / (t + 3))."""
 
         def get_lr(self):
-            return [lr_0 / (self.last_epoch + 2) for lr_0 in self.base_lrs]
+            return [lr_0 / (self.last_epoch + 3) for lr_0 in self.base_lrs]
 
     class Halving(base):
         """Recursive: lr_t = lr_{t−1} / 2 for t > 0, like ExponentialLR(gamma=0.5)."""
@@ -190,7 +190,7 @@ def _probes(base):
 
 
 def _harmonic(optimizer, last_epoch=-1):
-    return S.LambdaLR(optimizer, lambda t: 1 / (t + 2), last_epoch=last_epoch)
+    return S.LambdaLR(optimizer, lambda t: 1 / (t + 3), last_epoch=last_epoch)
 
 
 def _optimizer(lrs=(0.1, 0.02), resumed=False):
@@ -213,6 +213,10 @@ def _expect_lrs(name, expected, got, *, step=None, cause=None, what="the groups'
         raise Mismatch(name, _fmt(expected), _fmt(got), step=step, detail=what, cause=cause)
 
 
+_LATE = ("your lrs are one step late (the constructor's step computed step −1): step() must add 1 "
+         "to last_epoch *before* it asks get_lr() for the lrs of the new step")
+
+
 def _run_steps(name, scheduler, reference, optimizers, steps):
     """Step the candidate's scheduler and torch's side by side; compare lrs, last_epoch, _last_lr."""
     mine, theirs = optimizers
@@ -224,9 +228,7 @@ def _run_steps(name, scheduler, reference, optimizers, steps):
             scheduler.step()
         reference.step()
         late = all(_is_number(g) and _same(b, g) for b, g in zip(before, _lrs(mine)))
-        _expect_lrs(name, _lrs(theirs), _lrs(mine), step=t, cause=(
-            "your lrs are one step late: step() must add 1 to last_epoch *before* it asks "
-            "get_lr() for the lrs of the new step" if late else None))
+        _expect_lrs(name, _lrs(theirs), _lrs(mine), step=t, cause=_LATE if late else None)
         if getattr(scheduler, "last_epoch", None) != t:
             raise Mismatch(name, t, getattr(scheduler, "last_epoch", None), step=t, detail="last_epoch",
                            cause="each step() adds exactly 1 to self.last_epoch")
@@ -286,14 +288,17 @@ def check_base(candidate):
     _warm_up()
     Harmonic, Halving = _probes(candidate)
 
-    name = "a closed-form subclass (lr_0 / (t + 2)) on SGD with 2 groups, lrs [0.1, 0.02]"
+    name = "a closed-form subclass (lr_0 / (t + 3)) on SGD with 2 groups, lrs [0.1, 0.02]"
     mine, theirs = _optimizer(), _optimizer()
     with case(name):
         scheduler = Harmonic(mine)
     reference = _harmonic(theirs)
     _start(name, scheduler, mine, [0.1, 0.02])
+    step_minus_1 = [lr / 2 for lr in (0.1, 0.02)]  # lr_0 / (t + 3) at t = −1
+    late = len(_lrs(mine)) == 2 and all(_is_number(g) and _same(g, e) for g, e in zip(_lrs(mine), step_minus_1))
+    unwritten = "the constructor's step must write get_lr() of step 0 into group['lr']"
     _expect_lrs(name, _lrs(theirs), _lrs(mine), step=0, what="the groups' lrs after the constructor",
-                cause="the constructor's step must write get_lr() of step 0 into group['lr']")
+                cause=_LATE if late else unwritten)
     _expect_last_lr(name, scheduler, mine, step=0)
     _run_steps(name, scheduler, reference, (mine, theirs), 8)
 

@@ -1,0 +1,302 @@
+"""Notebook 07 checkers: right schedulers pass however written, known wrong ones fail naming why."""
+
+import math
+import time
+
+import pytest
+import torch
+
+from helpers import lr_scheduler as ours
+from helpers.checking import check
+from helpers.exercises import nb07
+
+IDS = ["07.1", "07.2", "07.3", "07.4"]
+REFERENCES = {"07.1": ours.LRScheduler, "07.2": ours.StepLR, "07.3": nb07.WarmupCosine,
+              "07.4": ours.WarmupStableDecay}
+
+
+def _cause(result):
+    return dict(result.details).get("likely cause", "")
+
+
+# --------------------------------------------------------------------------
+# The references: by hand, and torch's three-scheduler warmup + cosine
+# --------------------------------------------------------------------------
+
+
+def test_warmup_cosine_by_hand():
+    # W=3, T=7, lr_0=0.8, eta_min=0: warmup 0.8·(t+1)/4, cosine over 4 steps, then 0
+    by_hand = [0.2, 0.4, 0.6, 0.8, 0.4 + 0.4 * math.cos(math.pi / 4), 0.4, 0.4 - 0.4 * math.cos(math.pi / 4),
+               0.0, 0.0]
+    for make in (lambda o: nb07.WarmupCosine(o, 3, 7), lambda o: nb07.warmup_cosine_torch(o, 3, 7)):
+        assert ours.lr_curve(make, 9, lr=0.8) == pytest.approx(by_hand, abs=1e-12)
+
+
+def test_lr_table_rows_are_the_lrs_each_step_trains_with():
+    case_ = nb07.SchedulerCase("x", {"step_size": 2, "gamma": 0.5}, lrs=(1.0, 0.2), steps=5)
+    rows = nb07.lr_table(lambda o: torch.optim.lr_scheduler.StepLR(o, **case_.kwargs), case_)
+    flat = [lr for row in rows for lr in row]
+    assert flat == pytest.approx([1.0, 0.2, 1.0, 0.2, 0.5, 0.1, 0.5, 0.1, 0.25, 0.05])
+
+
+# --------------------------------------------------------------------------
+# Right answers, written differently
+# --------------------------------------------------------------------------
+
+
+class TerseBase:
+    """A correct base class written another way: lrs kept as a tuple zip, explicit loop over indices."""
+
+    def __init__(self, optimizer, last_epoch=-1):
+        self.optimizer = optimizer
+        groups = optimizer.param_groups
+        if last_epoch != -1 and any("initial_lr" not in g for g in groups):
+            raise KeyError("initial_lr")
+        for g in groups:
+            if "initial_lr" not in g:
+                g["initial_lr"] = g["lr"]
+        self.base_lrs = [groups[i]["initial_lr"] for i in range(len(groups))]
+        self.last_epoch = last_epoch
+        self.step()
+
+    def step(self):
+        self.last_epoch = self.last_epoch + 1
+        new = list(self.get_lr())
+        for i in range(len(new)):
+            self.optimizer.param_groups[i]["lr"] = new[i]
+        self._last_lr = new
+
+    def get_last_lr(self):
+        return self._last_lr
+
+    def state_dict(self):
+        return {k: v for k, v in vars(self).items() if k != "optimizer"}
+
+    def load_state_dict(self, state):
+        vars(self).update(state)
+
+
+class FloorDivStepLR(ours.LRScheduler):
+    """Recursive StepLR that finds a drop by comparing ⌊t/s⌋ with ⌊(t−1)/s⌋."""
+
+    def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
+        self.step_size, self.gamma = step_size, gamma
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        t, s = self.last_epoch, self.step_size
+        drops = t // s - max(t - 1, 0) // s
+        return [g["lr"] * self.gamma**drops for g in self.optimizer.param_groups]
+
+
+class TorchMathWarmupCosine(ours.LRScheduler):
+    """Closed form through a factor, clamped progress and torch.cos."""
+
+    def __init__(self, optimizer, warmup_steps, total_steps, eta_min=0.0, last_epoch=-1):
+        self.warmup_steps, self.total_steps, self.eta_min = warmup_steps, total_steps, eta_min
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        t, W, T = self.last_epoch, self.warmup_steps, self.total_steps
+        if t < W:
+            return [lr_0 * (t + 1) / (W + 1) for lr_0 in self.base_lrs]
+        p = min(1.0, (t - W) / (T - W))
+        c = 0.5 * (1 + torch.cos(torch.tensor(math.pi * p, dtype=torch.float64)).item())
+        return [self.eta_min + (lr_0 - self.eta_min) * c for lr_0 in self.base_lrs]
+
+
+class PiecewiseWSD(ours.LRScheduler):
+    """WSD with the phase found by bisect over its boundaries and the decay clamped."""
+
+    def __init__(self, optimizer, warmup_steps, stable_steps, decay_steps, min_lr_ratio=0.0,
+                 decay="linear", last_epoch=-1):
+        self.W, self.S, self.D = warmup_steps, stable_steps, decay_steps
+        self.r, self.decay = min_lr_ratio, decay
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        t = self.last_epoch
+        if t < self.W:
+            f = t / self.W
+        else:
+            p = min(max((t - self.W - self.S) / self.D, 0.0), 1.0) if self.D else 1.0
+            g = {"linear": 1 - p, "cosine": (1 + math.cos(math.pi * p)) / 2, "1-sqrt": 1 - p**0.5}[self.decay]
+            f = self.r + (1 - self.r) * g
+        return [lr_0 * f for lr_0 in self.base_lrs]
+
+
+@pytest.mark.parametrize("exercise", IDS)
+def test_references_pass(exercise):
+    assert check(exercise, REFERENCES[exercise]).passed
+
+
+@pytest.mark.parametrize(
+    ("exercise", "candidate"),
+    [("07.1", TerseBase), ("07.2", FloorDivStepLR), ("07.3", TorchMathWarmupCosine), ("07.4", PiecewiseWSD)],
+)
+def test_differently_written_answers_pass(exercise, candidate):
+    assert check(exercise, candidate).passed
+
+
+def test_subclasses_of_a_correct_learner_base_pass():
+    class Step(TerseBase):
+        def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
+            self.step_size, self.gamma = step_size, gamma
+            super().__init__(optimizer, last_epoch)
+
+        get_lr = ours.StepLR.get_lr
+
+    assert check("07.2", Step).passed
+
+
+# --------------------------------------------------------------------------
+# 07.1 mistakes
+# --------------------------------------------------------------------------
+
+
+def _base(init_groups=None, step_first=False, initial_step=True, last_lr=True, base_from="initial_lr",
+          check_resume=True):
+    """A base class with one mistake switched on."""
+
+    class Base:
+        def __init__(self, optimizer, last_epoch=-1):
+            self.optimizer = optimizer
+            for group in optimizer.param_groups:
+                if last_epoch == -1 or not check_resume:
+                    (init_groups or (lambda g: g.setdefault("initial_lr", g["lr"])))(group)
+                elif "initial_lr" not in group:
+                    raise KeyError("initial_lr")
+            self.base_lrs = [group[base_from] for group in optimizer.param_groups]
+            self.last_epoch = last_epoch
+            if initial_step:
+                self.step()
+
+        def step(self):
+            if step_first:
+                lrs = self.get_lr()
+                self.last_epoch += 1
+            else:
+                self.last_epoch += 1
+                lrs = self.get_lr()
+            for group, lr in zip(self.optimizer.param_groups, lrs):
+                group["lr"] = lr
+            if last_lr:
+                self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+        def state_dict(self):
+            return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
+
+        def load_state_dict(self, state):
+            self.__dict__.update(state)
+
+    return Base
+
+
+@pytest.mark.parametrize(
+    ("candidate", "cause"),
+    [
+        (_base(initial_step=False), "the constructor must end with the first step"),
+        (_base(step_first=True), "one step late"),
+        (_base(last_lr=False), "self._last_lr"),
+        (_base(init_groups=lambda g: g.__setitem__("initial_lr", g["lr"])), "do not overwrite it"),
+        (_base(base_from="lr"), "base_lrs are the groups' initial_lr"),
+        (_base(check_resume=False), "raise KeyError like torch"),
+    ],
+    ids=["no initial step", "step order", "no _last_lr", "initial_lr overwritten", "base_lrs from lr",
+         "no KeyError"],
+)
+def test_base_mistakes_are_named(candidate, cause):
+    result = check("07.1", candidate)
+    assert result.status == "failed"
+    assert cause in _cause(result)
+
+
+# --------------------------------------------------------------------------
+# 07.2–07.4 mistakes: each one is replayed and named
+# --------------------------------------------------------------------------
+
+MISTAKES = [("07.2", nb07.STEP_MISTAKES), ("07.3", nb07.COSINE_MISTAKES), ("07.4", nb07.WSD_MISTAKES)]
+
+
+@pytest.mark.parametrize(
+    ("exercise", "cause"),
+    [(exercise, cause) for exercise, mistakes in MISTAKES for cause in mistakes],
+)
+def test_scheduler_mistakes_are_named(exercise, cause):
+    wrong = dict(MISTAKES)[exercise][cause]
+    result = check(exercise, wrong)
+    assert result.status == "failed"
+    assert _cause(result) == cause
+
+
+def test_mismatch_names_case_step_and_group():
+    result = check("07.2", nb07.STEP_MISTAKES[next(iter(nb07.STEP_MISTAKES))])  # decays at step 0
+    text = str(result)
+    assert "halve every 3 steps" in text
+    assert "param group 0" in text and "step 0" in text
+
+
+def test_tensor_lrs_are_diagnosed():
+    class TensorStepLR(nb07._StepLR):
+        def get_lr(self):
+            return [torch.tensor(g["lr"]) for g in self.optimizer.param_groups]
+
+    assert "returned tensors" in _cause(check("07.2", TensorStepLR))
+
+
+def test_unexplained_wrong_answer_has_no_made_up_cause():
+    class SquaredGamma(nb07._StepLR):
+        def get_lr(self):
+            drop = self.last_epoch > 0 and self.last_epoch % self.step_size == 0
+            return [g["lr"] * self.gamma**2 if drop else g["lr"] for g in self.optimizer.param_groups]
+
+    result = check("07.2", SquaredGamma)
+    assert result.status == "failed" and "likely cause" not in dict(result.details)
+
+
+# --------------------------------------------------------------------------
+# Shared: stubs, errors, speed
+# --------------------------------------------------------------------------
+
+
+def _stub_class():
+    class Stub:
+        def __init__(self, optimizer, *args, **kwargs):
+            raise NotImplementedError("Exercise 07.K: replace this line with your code")
+
+    return Stub
+
+
+@pytest.mark.parametrize("exercise", IDS)
+def test_stub_is_not_attempted(exercise):
+    assert check(exercise, _stub_class()).status == "not attempted"
+
+
+def test_stub_get_lr_is_not_attempted():
+    class StubStep(ours.LRScheduler):
+        def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
+            super().__init__(optimizer, last_epoch)
+
+        def get_lr(self):
+            raise NotImplementedError("Exercise 07.2: replace this line with your code")
+
+    assert check("07.2", StubStep).status == "not attempted"
+
+
+@pytest.mark.parametrize("exercise", IDS)
+def test_raising_candidate_is_reported(exercise):
+    class Broken:
+        def __init__(self, optimizer, *args, **kwargs):
+            raise KeyError("lr")
+
+    result = check(exercise, Broken)
+    assert result.status == "failed"
+    assert dict(result.details)["your code raised"] == "KeyError: 'lr'"
+
+
+@pytest.mark.parametrize("exercise", IDS)
+def test_each_check_is_fast(exercise):
+    check(exercise, REFERENCES[exercise])
+    start = time.perf_counter()
+    assert check(exercise, REFERENCES[exercise]).passed
+    assert time.perf_counter() - start < 1.0

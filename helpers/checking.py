@@ -124,6 +124,14 @@ def _exercises() -> dict[str, Exercise]:
     return {i: _REGISTRY[i] for i in sorted(_REGISTRY, key=_sort_key)}
 
 
+def _find(exercise_id):
+    """The exercise ``exercise_id`` or None, importing only its own notebook's checkers."""
+    from . import exercises
+
+    exercises.load(str(exercise_id).split(".")[0])
+    return _REGISTRY.get(exercise_id)
+
+
 def _unknown(exercise_id) -> str:
     from . import exercises
 
@@ -577,7 +585,7 @@ def check(exercise_id, candidate, *, strict=None, timeout=None) -> Result:
     to env ``STEPWISE_CHECK_TIMEOUT`` or 10.
     """
     exercise_id = str(exercise_id)
-    ex = _exercises().get(exercise_id)
+    ex = _find(exercise_id)
     if ex is None:
         result = Result(exercise_id, "failed", _unknown(exercise_id))
     else:
@@ -595,7 +603,7 @@ def use(exercise_id, candidate):
     Reuses this kernel's latest check of this very object; else checks quietly.
     """
     exercise_id = str(exercise_id)
-    ex = _exercises().get(exercise_id)
+    ex = _find(exercise_id)
     if ex is None:
         raise KeyError(_unknown(exercise_id))
     previous = _latest.get(exercise_id)
@@ -632,7 +640,7 @@ _hints_shown: dict[str, int] = {}
 def hint(exercise_id, n=None) -> Text:
     """The next hint for ``exercise_id`` on each call (the last one repeats); hint ``n`` if given."""
     exercise_id = str(exercise_id)
-    ex = _exercises().get(exercise_id)
+    ex = _find(exercise_id)
     if ex is None:
         text = _unknown(exercise_id)
         return Text(text[0].upper() + text[1:])

@@ -183,6 +183,7 @@ def execute(names=()):
             nb = stamp_nbgrader(nbformat.read(path, 4))
             nb.metadata = {"kernelspec": dict(KERNELSPEC), "language_info": dict(LANGUAGE_INFO)}
             NotebookClient(nb, timeout=120, kernel_name="python3", store_widget_state=False,
+                           record_timing=False,
                            resources={"metadata": {"path": str(path.parent)}}).execute()
             nb.metadata["language_info"] = dict(LANGUAGE_INFO)
             write_atomic(path, serialize(nb))

@@ -281,7 +281,7 @@ def _adam(p, grad, state, group, *, decoupled=False, correct_m=True, correct_v=T
           v_correction_not_rooted=False, eps_inside=False, efficient_form=False,
           counter_from_0=False, betas_swapped=False, corrected_in_place=False,
           decay_without_lr=False, decay_after_step=False, decay_wrong_sign=False,
-          amsgrad_of="v", max_overwrites_v=False):
+          amsgrad_of="v", max_overwrites_v=False, float32_step=False):
     beta1, beta2 = group["betas"]
     if betas_swapped:
         beta1, beta2 = 1 - beta1, 1 - beta2
@@ -294,7 +294,7 @@ def _adam(p, grad, state, group, *, decoupled=False, correct_m=True, correct_v=T
         if amsgrad:
             state["max_exp_avg_sq"] = torch.zeros_like(p)
     state["step"] += 1
-    t = state["step"].item() - counter_from_0
+    t = state["step"] if float32_step else state["step"].item() - counter_from_0
     g = -grad if group["maximize"] else grad
     if not decoupled:
         g = g + wd * p
@@ -337,6 +337,10 @@ NO_BIAS_CORRECTION = (
 STEP_FROM_0 = (
     "your step counter starts at 0: on the first step 1 − β₁ᵗ = 1 − β₁⁰ = 0, a division by "
     "zero. Increment state['step'] before you use it, so that t = 1 on the first step")
+FLOAT32_STEP = (
+    "your step counter is a float32 tensor, so βᵗ and 1 − βᵗ are computed in float32 "
+    "(1 − 0.999 comes out 1.3e-5 too small there): keep t an int, or read the tensor's "
+    "value as a Python number, t = state['step'].item(), as torch does")
 ADAM_MISTAKES = {
     NO_BIAS_CORRECTION: _wrong(_Adam, _adam, correct_m=False, correct_v=False),
     "you bias-corrected v but not m: your step 1 is (1 − β₁) times torch's (0.1× with "
@@ -351,6 +355,7 @@ ADAM_MISTAKES = {
     "is added before the correction. torch adds ε to the corrected root, "
     "m̂ / (√v̂ + ε)": _wrong(_Adam, _adam, efficient_form=True),
     STEP_FROM_0: _wrong(_Adam, _adam, counter_from_0=True),
+    FLOAT32_STEP: _wrong(_Adam, _adam, float32_step=True),
     "β and 1 − β are swapped: m ← β₁·m + (1 − β₁)·g keeps most of the old average "
     "(β₁ = 0.9), and likewise v with β₂": _wrong(_Adam, _adam, betas_swapped=True),
     "you bias-corrected exp_avg or exp_avg_sq in place (m.div_(…)): the stored averages "
@@ -388,8 +393,8 @@ def _compare(candidate, reference, cases, *, steps, mistakes):
         raise
     except ZeroDivisionError as error:
         where = getattr(error, "_stepwise_case", "")
-        if STEP_FROM_0 not in mistakes or not where.endswith("(step 1)"):
-            raise
+        if STEP_FROM_0 not in mistakes or not where.endswith("(step 1)") or "float" not in str(error):
+            raise  # not lr / (1 − β⁰), a float divided by 0.0
         raise Mismatch(where, detail=f"your code raised ZeroDivisionError: {error}",
                        cause=STEP_FROM_0) from None
 
@@ -435,6 +440,7 @@ ADAMW_MISTAKES = {
     "you decayed after the Adam step: torch shrinks θ first, θ ← (1 − lr·λ)·θ, then "
     "takes the step": _wrong(_AdamW, _adam, decoupled=True, decay_after_step=True),
     NO_BIAS_CORRECTION: _wrong(_AdamW, _adam, decoupled=True, correct_m=False, correct_v=False),
+    FLOAT32_STEP: _wrong(_AdamW, _adam, decoupled=True, float32_step=True),
 }
 
 ADAMW_CASES = [

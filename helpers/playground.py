@@ -150,7 +150,7 @@ class Outcome:
         return next((k for k, d in enumerate(self.distances) if d <= eps), None)
 
     def zigzag(self):
-        """The coordinate that reverses its direction in most steps, if more than half do: "x", "y" or None."""
+        """The coordinate ("x" or "y") that reverses its direction in most steps, if over half do."""
         moves = len(self.distances) - 2
         count, axis = max(zip(self.flips, "xy"))
         return axis if moves > 0 and count > moves / 2 else None

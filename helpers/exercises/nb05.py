@@ -240,14 +240,16 @@ def check_rosenbrock_adam(candidate):
     settings = _settings(candidate, ("lr", "betas"), label)
     betas = settings["betas"]
     if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
-        raise Mismatch(label, "betas = (β₁, β₂)", betas, cause="betas is a pair of numbers, like (0.9, 0.999)")
+        raise Mismatch(label, "betas = (β₁, β₂)", betas,
+                       cause="betas is a pair of numbers, like (0.9, 0.999)")
     lr, (beta1, beta2) = float(settings["lr"]), (float(betas[0]), float(betas[1]))
     label = (f"Adam(lr={lr:g}, betas=({beta1:g}, {beta2:g})) on Rosenbrock from {ROSENBROCK.start}, "
              f"{ROSENBROCK_STEPS} steps")
     outcome = _run(ROSENBROCK, lambda params: optim.Adam(params, lr=lr, betas=(beta1, beta2)),
                    ROSENBROCK_STEPS, label)
     if outcome.diverged_at is not None or outcome.distance > ROSENBROCK_EPS:
-        raise Mismatch(label, f"within {ROSENBROCK_EPS:g} of the minimum (1, 1) after {ROSENBROCK_STEPS} steps",
+        raise Mismatch(label,
+                       f"within {ROSENBROCK_EPS:g} of the minimum (1, 1) after {ROSENBROCK_STEPS} steps",
                        str(outcome), cause=_rosenbrock_cause(lr, beta1, beta2, outcome))
     return (f"Adam(lr={lr:g}, betas=({beta1:g}, {beta2:g})) ends {outcome.distance:.1e} from (1, 1) "
             f"after {ROSENBROCK_STEPS} steps (first within {ROSENBROCK_EPS:g} at step "

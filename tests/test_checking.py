@@ -427,3 +427,10 @@ def test_importing_helpers_does_not_load_the_check_system():
         "assert 'helpers.checking' in sys.modules and 'helpers.check' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)
+
+
+def test_check_stays_callable_after_the_cli_module_is_imported(ex99):
+    import helpers.check  # noqa: F401  (rebinds the name helpers.check to the module)
+    from helpers import check as imported_later
+
+    assert imported_later(ex99, lambda x: x * 2).passed

@@ -4,6 +4,7 @@
     expect_unchanged(case, before, after, name) an input the candidate must not modify
     compare_function(candidate, reference, cases, mistakes=…)
     compare_optimizer(CandidateCls, ReferenceCls, [OptimCase(lr=0.1, …), …], mistakes=…)
+    compare_scheduler(CandidateCls, make_reference, [SchedulerCase(step_size=3, …), …], mistakes=…)
 
 ``mistakes`` maps a description of a typical wrong answer to an
 implementation of it; when the candidate fails, the one that reproduces the
@@ -17,15 +18,18 @@ import functools
 import inspect
 import math
 import numbers
+import warnings
 
 import torch
 
-from .checking import Mismatch, case
+from .checking import Mismatch, case, untimed
 
 __all__ = [
     "OptimCase",
+    "SchedulerCase",
     "compare_function",
     "compare_optimizer",
+    "compare_scheduler",
     "expect_close",
     "expect_unchanged",
 ]
@@ -432,9 +436,11 @@ def compare_optimizer(candidate_cls, reference_cls, cases, *, steps=10, mistakes
     every ``.grad`` (and every None grad) as it was, and match the reference's
     values; with ``closure=True`` the last step goes through ``step(closure)``,
     which must return the closure's loss. On the first divergence raises
-    ``Mismatch`` naming the case, step and parameter, with a cause found by
-    replaying ``mistakes`` ({description: WrongOptimizerClass}) or by the
-    pattern of the divergence. Returns a description of what was verified.
+    ``Mismatch`` naming the case, step and parameter, with a cause: the first
+    of ``mistakes`` ({description: WrongOptimizerClass}) whose replay gives the
+    candidate's values (NaN for NaN), else what the divergence itself shows
+    (NaN, dtype, untouched or wrongly skipped parameters, a param group's own
+    settings ignored, float32 rounding). Returns a description of what was verified.
     """
     for case_ in cases:
         _compare_case(candidate_cls, reference_cls, case_, steps, mistakes, closure, seed)
@@ -548,10 +554,10 @@ def _expect_same_values(label, k, reference, candidate, before, case_, grads, di
     try:
         expect_close(label, expected[i], got[i], what=f"parameter {i}", step=k)
     except Mismatch as mismatch:
-        mismatch.cause = (
-            mismatch.cause
+        mismatch.cause = (  # a listed mistake that reproduces it (NaN for NaN) says most
+            diagnose()
+            or mismatch.cause
             or _pattern_cause(case_, i, wrong, changed, touched_none, len(got))
-            or diagnose()
             or _precision_cause(case_, [(expected[j], got[j]) for j in wrong])
         )
         raise
@@ -591,3 +597,112 @@ def _replays(wrong_cls, case_, params, grads, history):
     """True if ``wrong_cls`` reproduces the candidate's trajectory so far."""
     trajectory = _trajectory(wrong_cls, case_, params, grads, len(history))
     return all(_matches(w, g) for ws, gs in zip(trajectory, history) for w, g in zip(ws, gs))
+
+
+# --------------------------------------------------------------------------
+# Learning-rate schedulers: candidate and reference stepped side by side
+# --------------------------------------------------------------------------
+
+
+class SchedulerCase:
+    """One setting for :func:`compare_scheduler`.
+
+    ``kwargs`` go to the scheduler's constructor (``step_size=3, gamma=0.5``).
+    ``lrs``: the param groups' learning rates, one group each; ``optimizer``:
+    the name of a ``torch.optim`` class; ``steps``: how many steps to compare;
+    ``chain`` (optimizer → scheduler): stepped with the one under test, after
+    it, in a ``ChainedScheduler``.
+    """
+
+    def __init__(self, name, *, lrs=(0.1, 0.02), optimizer="SGD", steps=20, chain=None, **kwargs):
+        self.name = name
+        self.lrs = tuple(lrs)
+        self.optimizer = optimizer
+        self.steps = steps
+        self.chain = chain
+        self.kwargs = kwargs
+
+    @property
+    def label(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())
+        return f"{self.name}: {args}, {self.optimizer} with group lrs {list(self.lrs)}"
+
+
+def _lr_table(make, case_, steps=None):
+    """[[lr of each param group] at each step]: row t holds the lrs that optimizer step t
+    trains with (recorded before it, like ``lr_curve``), under ``make(optimizer, **kwargs)``."""
+    params = [torch.zeros(1, requires_grad=True) for _ in case_.lrs]
+    groups = [{"params": [p], "lr": lr} for p, lr in zip(params, case_.lrs)]
+    optimizer = getattr(torch.optim, case_.optimizer)(groups)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's warnings about the order of the steps
+        scheduler = make(optimizer, **case_.kwargs)
+        if case_.chain is not None:
+            scheduler = torch.optim.lr_scheduler.ChainedScheduler([scheduler, case_.chain(optimizer)])
+        rows = []
+        for _ in range(case_.steps if steps is None else steps):
+            rows.append([group["lr"] for group in optimizer.param_groups])
+            optimizer.step()
+            scheduler.step()
+    return rows
+
+
+def compare_scheduler(candidate_cls, reference, cases, *, mistakes=None):
+    """Step ``candidate_cls(optimizer, **kwargs)`` and ``reference(optimizer, **kwargs)`` side by side.
+
+    For every :class:`SchedulerCase`, both run on their own optimizer with one
+    param group per lr; the lr of every group before every step must agree. On
+    the first difference raises ``Mismatch`` naming the case, the step and the
+    group, with a cause: the first of ``mistakes`` ({description: WrongClass})
+    that gives the candidate's lrs in this case and the reference's in the
+    cases before. Returns a description of what was verified.
+    """
+    passed = []
+    for case_ in cases:
+        with untimed():  # the reference's time (and torch's first-step imports) is not the candidate's
+            expected = _lr_table(reference, case_)
+        with case(case_.label):
+            got = _lr_table(candidate_cls, case_)
+        where = _first_difference(expected, got)
+        if where is None:
+            passed.append((case_, expected))
+            continue
+        t, g = where
+        value = got[t][g]
+        reproduces = functools.partial(_replays_lrs, runs=[(case_, got[: t + 1]), *passed])
+        raise Mismatch(
+            case_.label,
+            expected[t][g],
+            value,
+            step=t,
+            detail=f"the lr of param group {g} (of {len(case_.lrs)}) at step {t}; "
+            f"all groups: expected {_fmt_lrs(expected[t])}, got {_fmt_lrs(got[t])}",
+            cause=_lr_kind_cause(value) if _kind(value) != "a number" else _diagnose(mistakes, reproduces),
+        )
+    return f"{len(cases)} settings, every param group's lr at every step: " + "; ".join(c.name for c in cases)
+
+
+def _first_difference(expected, got):
+    """(step, group) of the first lr that differs, or None."""
+    for t, (want, have) in enumerate(zip(expected, got)):
+        for g, (e, h) in enumerate(zip(want, have)):
+            if not _matches(e, h):
+                return t, g
+    return None
+
+
+def _replays_lrs(wrong, runs):
+    """True if ``wrong`` gives the lrs ``rows`` (from step 0 on) in every ``(case, rows)`` of ``runs``."""
+    return all(_first_difference(_lr_table(wrong, c, len(rows)), rows) is None for c, rows in runs)
+
+
+def _lr_kind_cause(value):
+    if isinstance(value, torch.Tensor):
+        return "get_lr() returned tensors: return plain floats (.item() of a tensor, or math.cos)"
+    if value is None:
+        return "an lr became None: does get_lr() return a value for every param group?"
+    return f"an lr became {type(value).__name__}: get_lr() must return a list of floats, one per group"
+
+
+def _fmt_lrs(row):
+    return "[" + ", ".join(f"{x:.6g}" if _kind(x) == "a number" else repr(x) for x in row) + "]"

@@ -1,15 +1,19 @@
-"""The checkers' toolkit: expect_close, expect_unchanged, compare_optimizer against torch.optim."""
+"""The checkers' toolkit: expect_close, expect_unchanged, compare_optimizer against torch.optim,
+compare_scheduler against torch.optim.lr_scheduler."""
 
 import math
 
 import pytest
 import torch
+from torch.optim import lr_scheduler
 
 from helpers.checking import Mismatch
 from helpers.checking_tools import (
     OptimCase,
+    SchedulerCase,
     compare_function,
     compare_optimizer,
+    compare_scheduler,
     expect_close,
     expect_unchanged,
 )
@@ -227,6 +231,14 @@ class AdamSwappedBetas(Adam):
         return super().direction(state, beta2, beta1, eps)
 
 
+class AdamStepFrom0(Adam):
+    """t = 0 on the first step: m / (1 − β₁⁰) = m / 0, NaN or inf."""
+
+    def direction(self, state, beta1, beta2, eps):
+        t = state["step"] - 1
+        return state["m"] / (1 - beta1**t) / ((state["v"] / (1 - beta2**t)).sqrt() + eps)
+
+
 SGD_CASES = [
     OptimCase("plain", lr=0.1),
     OptimCase("weight decay", lr=0.1, weight_decay=0.1),
@@ -320,6 +332,19 @@ def test_known_mistake_is_diagnosed(wrong):
     assert error.cause == expected
 
 
+def test_a_mistake_that_gives_nan_is_named_before_the_nan():
+    def step_from_0(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):  # the same mistake, written apart
+        return AdamStepFrom0(params, lr, betas, eps)
+
+    error = fails(step_from_0, ADAM_CASES, torch.optim.Adam)
+    assert (error.step, error.detail) == (1, "parameter 0[0] is nan")
+    assert error.cause.startswith("your parameter 0 contains NaN or inf")
+    mistakes = {**ADAM_MISTAKES, "your step counter starts at 0": AdamStepFrom0}
+    assert fails(step_from_0, ADAM_CASES, torch.optim.Adam, mistakes=mistakes).cause == (
+        "your step counter starts at 0"
+    )
+
+
 def test_unlisted_mistake_gets_no_false_diagnosis():
     error = fails(AdamSwappedBetas, ADAM_CASES, torch.optim.Adam, mistakes=ADAM_MISTAKES)
     assert error.cause is None
@@ -381,3 +406,102 @@ def test_in_place_function():
     with pytest.raises(Mismatch) as error:
         _in_place(plus, mistakes={"you added the gradient": plus})
     assert error.value.cause == "you added the gradient"
+
+
+# --------------------------------------------------------------------------
+# compare_scheduler: StepLR and ExponentialLR written another way, and wrong ones
+# --------------------------------------------------------------------------
+
+
+class StepLR(lr_scheduler.LRScheduler):
+    """StepLR, recursive: the current lr times gamma at every step_size-th step."""
+
+    def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
+        self.step_size, self.gamma = step_size, gamma
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        return [group["lr"] * self.factor(i) for i, group in enumerate(self.optimizer.param_groups)]
+
+    def factor(self, group):
+        t = self.last_epoch
+        return self.gamma if t > 0 and t % self.step_size == 0 else 1.0
+
+
+class SquaredGammaInGroup1(StepLR):
+    def factor(self, group):
+        return super().factor(group) ** (2 if group == 1 else 1)
+
+
+class DropsAtStep0(StepLR):
+    def factor(self, group):
+        return self.gamma if self.last_epoch % self.step_size == 0 else 1.0
+
+
+class ClosedFormStepLR(StepLR):
+    """Right on its own; in a ChainedScheduler it overwrites the other scheduler's factor."""
+
+    def get_lr(self):
+        return [lr_0 * self.gamma ** (self.last_epoch // self.step_size) for lr_0 in self.base_lrs]
+
+
+def exponential(optimizer, gamma):
+    return lr_scheduler.LambdaLR(optimizer, lambda t: gamma**t)
+
+
+def constant(optimizer, **settings):
+    return lr_scheduler.LambdaLR(optimizer, lambda t: 1.0)
+
+
+STEP_CASES = [
+    SchedulerCase("halve every 3 steps", step_size=3, gamma=0.5, steps=10),
+    SchedulerCase("Adam, 3 groups", step_size=2, lrs=(1.0, 0.5, 0.01), optimizer="Adam", steps=7),
+    SchedulerCase("chained", step_size=3, gamma=0.5, steps=8,
+                  chain=lambda o: lr_scheduler.ExponentialLR(o, gamma=0.9)),
+]
+
+
+def test_schedulers_written_another_way_pass():
+    summary = compare_scheduler(StepLR, lr_scheduler.StepLR, STEP_CASES)
+    assert summary == (
+        "3 settings, every param group's lr at every step: halve every 3 steps; Adam, 3 groups; chained"
+    )
+    compare_scheduler(exponential, lr_scheduler.ExponentialLR, [SchedulerCase("x", gamma=0.9)])
+
+
+def scheduler_fails(candidate, cases=STEP_CASES, **kwargs):
+    with pytest.raises(Mismatch) as error:
+        compare_scheduler(candidate, lr_scheduler.StepLR, cases, **kwargs)
+    return error.value
+
+
+def test_wrong_lr_is_caught_at_its_step_and_group():
+    error = scheduler_fails(SquaredGammaInGroup1)
+    # rows are the lrs each step trains with: steps 0–2 at lr_0, step 3 one drop, lr_0·0.5
+    assert (error.case, error.step) == (
+        "halve every 3 steps: step_size=3, gamma=0.5, SGD with group lrs [0.1, 0.02]", 3)
+    assert (error.expected, error.got) == pytest.approx((0.01, 0.005))
+    assert error.detail == (
+        "the lr of param group 1 (of 2) at step 3; all groups: expected [0.05, 0.01], got [0.05, 0.005]"
+    )
+    assert error.cause is None
+
+
+def test_known_mistake_is_named_if_it_passes_the_cases_before():
+    mistakes = {"you decay at step 0": DropsAtStep0}
+    assert scheduler_fails(DropsAtStep0, mistakes=mistakes).cause == "you decay at step 0"
+    assert scheduler_fails(SquaredGammaInGroup1, mistakes=mistakes).cause is None
+    # a constant lr gives the closed form's lrs in the chain up to its first difference
+    # (step 2), but not StepLR's in the cases before: not the cause
+    mistakes = {"you never decay": constant, "a closed form overwrites the chain": ClosedFormStepLR}
+    error = scheduler_fails(ClosedFormStepLR, mistakes=mistakes)
+    assert (error.case[:7], error.step, error.cause) == ("chained", 2, "a closed form overwrites the chain")
+
+
+def test_lrs_that_are_not_numbers_are_named():
+    class TensorLrs(StepLR):
+        def get_lr(self):
+            return [torch.tensor(lr) for lr in super().get_lr()]
+
+    error = scheduler_fails(TensorLrs)
+    assert error.step == 0 and "get_lr() returned tensors" in error.cause

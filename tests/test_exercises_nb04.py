@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import helpers.optim
-from helpers import check
+from helpers.checking import check
 from helpers.exercises import nb04
 
 IDS = ["04.1", "04.2", "04.3", "04.4", "04.5"]

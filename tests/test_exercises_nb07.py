@@ -32,13 +32,6 @@ def test_warmup_cosine_by_hand():
         assert ours.lr_curve(make, 9, lr=0.8) == pytest.approx(by_hand, abs=1e-12)
 
 
-def test_lr_table_rows_are_the_lrs_each_step_trains_with():
-    case_ = nb07.SchedulerCase("x", {"step_size": 2, "gamma": 0.5}, lrs=(1.0, 0.2), steps=5)
-    rows = nb07.lr_table(lambda o: torch.optim.lr_scheduler.StepLR(o, **case_.kwargs), case_)
-    flat = [lr for row in rows for lr in row]
-    assert flat == pytest.approx([1.0, 0.2, 1.0, 0.2, 0.5, 0.1, 0.5, 0.1, 0.25, 0.05])
-
-
 # --------------------------------------------------------------------------
 # Right answers, written differently
 # --------------------------------------------------------------------------

@@ -10,164 +10,32 @@ wrong versions below to name the mistake; the tests feed them back in.
 
 import functools
 import math
-import warnings
-from dataclasses import dataclass, field
 
 import torch
 from torch.optim import lr_scheduler as S
 
 from helpers.checking import Mismatch, case, exercise, untimed
-from helpers.lr_scheduler import LRScheduler, StepLR, WarmupStableDecay
+from helpers.checking_tools import SchedulerCase, _fmt_lrs, _lr_kind_cause, compare_scheduler
+from helpers.lr_scheduler import LRScheduler, StepLR, WarmupStableDecay, lr_curve
 
 # --------------------------------------------------------------------------
-# Comparing schedulers step by step (candidate for helpers.checking_tools)
+# 07.1 — the base class
 # --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SchedulerCase:
-    """One setting for :func:`compare_scheduler`.
-
-    ``kwargs`` go to the scheduler's constructor; ``lrs`` are the param groups'
-    learning rates (one group per lr); ``optimizer`` names a ``torch.optim``
-    class; ``chain`` (optimizer → scheduler) is stepped together with the one
-    under test in a ``ChainedScheduler``, after it.
-    """
-
-    name: str
-    kwargs: dict
-    lrs: tuple = (0.1, 0.02)
-    optimizer: str = "SGD"
-    steps: int = 20
-    chain: object = field(default=None, compare=False)
-
-    @property
-    def label(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())
-        return f"{self.name}: {args}, {self.optimizer} with group lrs {list(self.lrs)}"
 
 
 @functools.cache
 def _warm_up():
     """torch's first optimizer.step() imports a lot (seconds on a busy machine): not the candidate's time."""
     with untimed():
-        lr_table(lambda o: S.StepLR(o, step_size=1), SchedulerCase("warm-up", {}, steps=2))
-
-
-def lr_table(make, case_):
-    """[[lr of each param group] at each step]: ``make(optimizer)`` stepped ``case_.steps`` times.
-
-    Records the groups' lrs before each step, like ``lr_curve``: row t holds the
-    lrs that optimizer step t trains with.
-    """
-    params = [torch.zeros(1, requires_grad=True) for _ in case_.lrs]
-    groups = [{"params": [p], "lr": lr} for p, lr in zip(params, case_.lrs)]
-    optimizer = getattr(torch.optim, case_.optimizer)(groups)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        scheduler = make(optimizer)
-        if case_.chain is not None:
-            scheduler = S.ChainedScheduler([scheduler, case_.chain(optimizer)])
-        rows = []
-        for _ in range(case_.steps):
-            rows.append([group["lr"] for group in optimizer.param_groups])
-            optimizer.step()
-            scheduler.step()
-    return rows
+        lr_curve(lambda o: S.StepLR(o, step_size=1), 2)
 
 
 def _same(a, b):
     return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
 
 
-def _first_difference(expected, got):
-    """(step, group) of the first lr that differs, or None."""
-    for t, (want, have) in enumerate(zip(expected, got)):
-        for g, (e, h) in enumerate(zip(want, have)):
-            if not _is_number(h) or not _same(e, h):
-                return t, g
-    return None
-
-
 def _is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _kind_cause(value):
-    if isinstance(value, torch.Tensor):
-        return "get_lr() returned tensors: return plain floats (.item() of a tensor, or math.cos)"
-    if value is None:
-        return "an lr became None: does get_lr() return a value for every param group?"
-    return f"an lr became {type(value).__name__}: get_lr() must return a list of floats, one per group"
-
-
-def compare_scheduler(candidate_cls, reference, cases, *, mistakes=None):
-    """Step ``candidate_cls(optimizer, **kwargs)`` and ``reference(optimizer, **kwargs)`` side by side.
-
-    For every :class:`SchedulerCase`, both run on their own optimizer with one
-    param group per lr; the lr of every group before every step must agree. On
-    the first difference raises ``Mismatch`` naming the case, the step and the
-    group, with the cause: the first of ``mistakes`` ({description: wrong
-    class}) that reproduces the candidate's lrs in this case and the reference's
-    in the cases before. Returns a description of what was verified.
-    """
-    _warm_up()
-    passed = []
-    for case_ in cases:
-        expected = _table(reference, case_)
-        with case(case_.label):
-            got = _table(candidate_cls, case_)
-        where = _first_difference(expected, got)
-        if where is None:
-            passed.append(case_)
-            continue
-        t, g = where
-        value = got[t][g]
-        if not _is_number(value):
-            cause = _kind_cause(value)
-        else:
-            cause = _diagnose(mistakes, reference, passed, case_, got[: t + 1])
-        raise Mismatch(
-            case_.label,
-            expected[t][g],
-            value,
-            step=t,
-            detail=f"the lr of param group {g} (of {len(case_.lrs)}) at step {t}; "
-            f"all groups: expected {_fmt(expected[t])}, got {_fmt(got[t])}",
-            cause=cause,
-        )
-    return f"{len(cases)} settings, every param group's lr at every step: " + "; ".join(
-        c.name for c in cases
-    )
-
-
-def _fmt(row):
-    return "[" + ", ".join(f"{x:.6g}" if _is_number(x) else repr(x) for x in row) + "]"
-
-
-def _table(make, case_):
-    return lr_table(lambda optimizer: make(optimizer, **case_.kwargs), case_)
-
-
-def _tables_match(a, b):
-    return len(a) == len(b) and _first_difference(a, b) is None
-
-
-def _diagnose(mistakes, reference, passed, case_, got):
-    for description, wrong in (mistakes or {}).items():
-        try:
-            if not _tables_match(_table(wrong, case_)[: len(got)], got):
-                continue
-            if all(_tables_match(_table(wrong, c), _table(reference, c)) for c in passed):
-                return description
-        except Exception:  # noqa: BLE001, S112 (a mistake that crashes reproduces nothing)
-            continue
-    return None
-
-
-# --------------------------------------------------------------------------
-# 07.1 — the base class
-# --------------------------------------------------------------------------
 
 
 def _probes(base):
@@ -208,9 +76,9 @@ def _lrs(optimizer):
 def _expect_lrs(name, expected, got, *, step=None, cause=None, what="the groups' lrs"):
     if not all(_is_number(g) for g in got):
         odd = next(g for g in got if not _is_number(g))
-        raise Mismatch(name, expected, got, step=step, cause=_kind_cause(odd))
+        raise Mismatch(name, expected, got, step=step, cause=_lr_kind_cause(odd))
     if len(expected) != len(got) or not all(_same(e, g) for e, g in zip(expected, got)):
-        raise Mismatch(name, _fmt(expected), _fmt(got), step=step, detail=what, cause=cause)
+        raise Mismatch(name, _fmt_lrs(expected), _fmt_lrs(got), step=step, detail=what, cause=cause)
 
 
 _LATE = ("your lrs are one step late (the constructor's step computed step −1): step() must add 1 "
@@ -240,7 +108,7 @@ def _expect_last_lr(name, scheduler, optimizer, step=None):
     if not isinstance(last, list) or len(last) != len(optimizer.param_groups) or not all(
         _is_number(x) and _same(x, lr) for x, lr in zip(last, _lrs(optimizer))
     ):
-        raise Mismatch(name, _fmt(_lrs(optimizer)), last, step=step,
+        raise Mismatch(name, _fmt_lrs(_lrs(optimizer)), last, step=step,
                        detail="self._last_lr (what get_last_lr() returns)",
                        cause="after writing the new lrs, step() must store them as a new list in "
                              "self._last_lr = [group['lr'] for group in …param_groups]")
@@ -267,7 +135,7 @@ def _start(name, scheduler, optimizer, lrs):
                       "(group.setdefault('initial_lr', group['lr'])), do not overwrite it")
     base = getattr(scheduler, "base_lrs", None)
     if not isinstance(base, list):
-        raise Mismatch(name, _fmt(lrs), base, detail="self.base_lrs",
+        raise Mismatch(name, _fmt_lrs(lrs), base, detail="self.base_lrs",
                        cause="self.base_lrs must be a list: each group's initial_lr")
     _expect_lrs(name, list(lrs), base, what="self.base_lrs",
                 cause="base_lrs are the groups' initial_lr, not their current lr (which an "
@@ -437,11 +305,10 @@ STEP_MISTAKES = {
 
 _exp = functools.partial(S.ExponentialLR, gamma=0.9)
 STEP_CASES = (
-    SchedulerCase("halve every 3 steps", {"step_size": 3, "gamma": 0.5}, steps=14),
-    SchedulerCase("default gamma", {"step_size": 4}, lrs=(1.0, 0.3), optimizer="Adam", steps=14),
-    SchedulerCase("a drop every step", {"step_size": 1, "gamma": 0.8}, lrs=(0.5, 0.05), steps=6),
-    SchedulerCase("chained with ExponentialLR(gamma=0.9)", {"step_size": 3, "gamma": 0.5},
-                  steps=10, chain=_exp),
+    SchedulerCase("halve every 3 steps", step_size=3, gamma=0.5, steps=14),
+    SchedulerCase("default gamma", step_size=4, lrs=(1.0, 0.3), optimizer="Adam", steps=14),
+    SchedulerCase("a drop every step", step_size=1, gamma=0.8, lrs=(0.5, 0.05), steps=6),
+    SchedulerCase("chained with ExponentialLR(gamma=0.9)", step_size=3, gamma=0.5, steps=10, chain=_exp),
 )
 
 
@@ -554,13 +421,11 @@ COSINE_MISTAKES = {
 }
 
 COSINE_CASES = (
-    SchedulerCase("warmup, cosine, floor", {"warmup_steps": 5, "total_steps": 20, "eta_min": 0.001},
-                  steps=26),
-    SchedulerCase("no warmup", {"warmup_steps": 0, "total_steps": 10}, lrs=(0.5, 0.05), steps=14),
-    SchedulerCase("one warmup step", {"warmup_steps": 1, "total_steps": 8, "eta_min": 0.01},
-                  lrs=(1.0, 0.2), optimizer="Adam", steps=12),
-    SchedulerCase("a long run", {"warmup_steps": 10, "total_steps": 60, "eta_min": 1e-4},
-                  lrs=(3e-3, 1e-3), steps=64),
+    SchedulerCase("warmup, cosine, floor", warmup_steps=5, total_steps=20, eta_min=0.001, steps=26),
+    SchedulerCase("no warmup", warmup_steps=0, total_steps=10, lrs=(0.5, 0.05), steps=14),
+    SchedulerCase("one warmup step", warmup_steps=1, total_steps=8, eta_min=0.01, lrs=(1.0, 0.2),
+                  optimizer="Adam", steps=12),
+    SchedulerCase("a long run", warmup_steps=10, total_steps=60, eta_min=1e-4, lrs=(3e-3, 1e-3), steps=64),
 )
 
 
@@ -645,14 +510,12 @@ WSD_MISTAKES = {
 }
 
 WSD_CASES = (
-    SchedulerCase("linear decay", {"warmup_steps": 3, "stable_steps": 5, "decay_steps": 4,
-                                   "min_lr_ratio": 0.1}, steps=16),
-    SchedulerCase("cosine decay, no warmup", {"warmup_steps": 0, "stable_steps": 2, "decay_steps": 5,
-                                              "decay": "cosine"}, lrs=(1.0, 0.25), steps=10),
-    SchedulerCase("1-sqrt decay, no stable phase", {"warmup_steps": 2, "stable_steps": 0,
-                                                    "decay_steps": 6, "min_lr_ratio": 0.2,
-                                                    "decay": "1-sqrt"},
-                  lrs=(0.3, 0.01), optimizer="Adam", steps=12),
+    SchedulerCase("linear decay", warmup_steps=3, stable_steps=5, decay_steps=4, min_lr_ratio=0.1,
+                  steps=16),
+    SchedulerCase("cosine decay, no warmup", warmup_steps=0, stable_steps=2, decay_steps=5,
+                  decay="cosine", lrs=(1.0, 0.25), steps=10),
+    SchedulerCase("1-sqrt decay, no stable phase", warmup_steps=2, stable_steps=0, decay_steps=6,
+                  min_lr_ratio=0.2, decay="1-sqrt", lrs=(0.3, 0.01), optimizer="Adam", steps=12),
 )
 
 

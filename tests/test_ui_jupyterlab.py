@@ -29,13 +29,17 @@ if not (CHROMIUM and CHROMEDRIVER):
     pytest.skip("needs Debian's chromium and chromium-driver", allow_module_level=True)
 
 from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
+from selenium.common.exceptions import TimeoutException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 # One notebook per widget panel: the code a learner runs to show it.
 PANELS = {
     "schedule_explorer": "from helpers.schedule_explorer import ScheduleExplorer\nScheduleExplorer()",
+    "playground": "from helpers.playground import Playground\nPlayground()",
 }
 
 
@@ -98,6 +102,7 @@ def browser(tmp_path_factory, request):
 
 def run_all_cells(driver, wait):
     wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, ".jp-Notebook .jp-Cell")))
+    accept_kernel_dialog(driver)
     wait.until(EC.presence_of_element_located(
         (By.CSS_SELECTOR, ".jp-Notebook-ExecutionIndicator[data-status='idle']")))
     menu = wait.until(EC.element_to_be_clickable(
@@ -105,11 +110,35 @@ def run_all_cells(driver, wait):
     menu.click()
     wait.until(EC.element_to_be_clickable(
         (By.XPATH, "//div[contains(@class,'lm-Menu-itemLabel') and text()='Run All Cells']"))).click()
+    accept_kernel_dialog(driver)
+
+
+def accept_kernel_dialog(driver, seconds=5):
+    """On a slow start Lab may ask which kernel to use (its default is right): accept, as a user would."""
+    try:
+        WebDriverWait(driver, seconds).until(EC.element_to_be_clickable(
+            (By.CSS_SELECTOR, ".jp-Dialog .jp-mod-accept"))).click()
+    except TimeoutException:
+        pass
+
+
+def visible(driver):
+    """The notebook of the current tab (notebooks in other tabs stay in the page, hidden)."""
+    panels = driver.find_elements(By.CSS_SELECTOR, ".jp-NotebookPanel:not(.lm-mod-hidden)")
+    return panels[0] if panels else driver
 
 
 def plot_source(driver):
-    images = driver.find_elements(By.CSS_SELECTOR, ".widget-output img")
-    return images[0].get_attribute("src") if images else None
+    """The current picture of the visible panel (None while it is being replaced)."""
+    try:
+        images = visible(driver).find_elements(By.CSS_SELECTOR, ".widget-output img")
+        return images[0].get_attribute("src") if images else None
+    except StaleElementReferenceException:
+        return None
+
+
+def output_text(driver):
+    return visible(driver).find_element(By.CSS_SELECTOR, ".jp-OutputArea").text
 
 
 def test_schedule_explorer_redraws_when_a_control_changes(lab, browser):
@@ -131,3 +160,33 @@ def test_schedule_explorer_redraws_when_a_control_changes(lab, browser):
         By.CSS_SELECTOR, ".jp-OutputArea").text)
     assert first_choice != "CosineAnnealingLR"
     browser.save_screenshot(str(SHOTS / "schedule_explorer_cosine.png"))
+
+
+def test_playground_redraws_when_the_optimizer_or_the_lr_changes(lab, browser):
+    wait = WebDriverWait(browser, 90)
+    browser.get(f"{lab}/lab/tree/playground.ipynb?token={TOKEN}")
+    run_all_cells(browser, wait)
+
+    # The live panel renders with its picture: surface and optimizer menus, then the sliders.
+    menus = (By.CSS_SELECTOR, ".widget-dropdown select")
+    wait.until(lambda d: len(visible(d).find_elements(*menus)) == 2)
+    wait.until(lambda d: plot_source(d))
+    optimizer = Select(visible(browser).find_elements(*menus)[1])
+    assert optimizer.first_selected_option.text == "momentum"
+    before = plot_source(browser)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SHOTS / "playground_initial.png"))
+
+    # Another optimizer: a new picture, and its code above it.
+    optimizer.select_by_visible_text("Adam")
+    wait.until(lambda d: plot_source(d) not in (None, before))
+    wait.until(lambda d: "Adam(params, lr=0.05" in output_text(d))
+    after_menu = plot_source(browser)
+
+    # The lr slider (log scale): one keyboard step up redraws with a larger lr.
+    handle = visible(browser).find_elements(By.CSS_SELECTOR, ".widget-hslider .noUi-handle")[0]
+    handle.click()
+    handle.send_keys(Keys.ARROW_RIGHT)
+    wait.until(lambda d: plot_source(d) not in (None, after_menu))
+    wait.until(lambda d: "Adam(params, lr=0.0631" in output_text(d))
+    browser.save_screenshot(str(SHOTS / "playground_adam.png"))

@@ -16,7 +16,7 @@ PYTEST := $(TEST_ENV) $(BIN)/python -m pytest
 NBVAL := $(PYTEST) -n 2 --dist loadfile --nbval-current-env --nbval-cell-timeout=120 \
          --nbval-sanitize-with tools/nbval_sanitize.cfg
 
-.PHONY: setup lab test test-unit test-solutions test-notebooks notebooks check-sync execute clean
+.PHONY: setup lab test lint test-unit test-solutions test-notebooks notebooks check-sync execute clean
 
 setup: $(STAMP)
 
@@ -44,6 +44,7 @@ test: setup
 	$(MAKE) --no-print-directory test-solutions || status=1; \
 	$(MAKE) --no-print-directory test-notebooks || status=1; \
 	$(MAKE) --no-print-directory check-sync || status=1; \
+	$(MAKE) --no-print-directory lint || status=1; \
 	$(BIN)/python tools/nbtimes.py report build/nbtimes.tsv; \
 	if [ $$status = 0 ]; then echo "make test: all passed"; else echo "make test: FAILED"; fi; \
 	exit $$status
@@ -54,8 +55,14 @@ test-unit: setup
 test-solutions: setup
 	$(NBVAL) -q --nbval solutions
 
-test-notebooks: setup
+test-lint: setup
+	$(BIN)/ruff check .
+
+notebooks: setup
 	$(NBVAL) -q --nbval-lax notebooks
+
+lint: setup
+	$(BIN)/ruff check .
 
 notebooks: setup
 	$(BIN)/python tools/pipeline.py generate

@@ -185,7 +185,7 @@ class Playground(PicturePanel):
 
     def __init__(self, surface="ravine", optimizer="momentum", lr=0.05, momentum=0.9, beta2=0.999,
                  weight_decay=0.01, steps=100):
-        style = {"description_width": "90px"}
+        style = {"description_width": "100px"}
         slider = {"continuous_update": False, "style": style}
         self.surface = widgets.Dropdown(options=list(SURFACES), value=surface, description="surface",
                                         style=style)
@@ -244,6 +244,6 @@ class Playground(PicturePanel):
         for name in ("momentum", "beta2", "weight_decay"):
             getattr(self, name).disabled = name not in uses
         path, outcome = self.run()
-        self.code.value = (f"<code>{html.escape(self.setting().source())}</code><br>"
-                           f"{html.escape(str(outcome))}")
         self.show(self.figure(path, outcome), self.summary())
+        self.code.value = (f"<code>{html.escape(self.setting().source())}</code><br>"
+                           f"{html.escape(str(outcome))}")  # after the picture, which it describes

@@ -189,4 +189,6 @@ def test_playground_redraws_when_the_optimizer_or_the_lr_changes(lab, browser):
     handle.send_keys(Keys.ARROW_RIGHT)
     wait.until(lambda d: plot_source(d) not in (None, after_menu))
     wait.until(lambda d: "Adam(params, lr=0.0631" in output_text(d))
+    wait.until(lambda d: visible(d).find_elements(
+        By.CSS_SELECTOR, ".jp-Notebook-ExecutionIndicator[data-status='idle']"))
     browser.save_screenshot(str(SHOTS / "playground_adam.png"))

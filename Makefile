@@ -55,10 +55,7 @@ test-unit: setup
 test-solutions: setup
 	$(NBVAL) -q --nbval solutions
 
-test-lint: setup
-	$(BIN)/ruff check .
-
-notebooks: setup
+test-notebooks: setup
 	$(NBVAL) -q --nbval-lax notebooks
 
 lint: setup

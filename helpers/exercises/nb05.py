@@ -65,7 +65,7 @@ def _value_cause(got_fn, points):
     "Each of the three terms is (c − x + x·yᵏ)², with (c, k) = (1.5, 1), (2.25, 2), (2.625, 3). The "
     "minimum is where all three brackets are 0 at once.",
     "return (1.5 - x + x * y) ** 2 + (2.25 - x + x * y**2) ** 2 + (2.625 - x + x * y**3) ** 2; "
-    "and minimum = (3.0, 0.5): 1.5 − 3 + 1.5 = 0, 2.25 − 3 + 0.75 = 0, 2.625 − 3 + 0.375 = 0.",
+    "and the minimum is (3.0, 0.5): 1.5 − 3 + 1.5 = 0, 2.25 − 3 + 0.75 = 0, 2.625 − 3 + 0.375 = 0.",
 ])
 def check_beale(candidate):
     with case("calling beale_surface()"):

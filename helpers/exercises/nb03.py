@@ -13,13 +13,15 @@ from helpers.checking import Mismatch, case, exercise
 from helpers.checking_tools import OptimCase, compare_optimizer, expect_close
 from helpers.optim import SGD
 
+from ._per_parameter import PerParameter
+
 # --------------------------------------------------------------------------
 # Known wrong versions. _PerParameter is the loop of the notebook: step() calls
 # update(p, grad, state, group) for every parameter that has a gradient.
 # --------------------------------------------------------------------------
 
 
-class _PerParameter(torch.optim.Optimizer):
+class _PerParameter(PerParameter):
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
                  nesterov=False, *, maximize=False):
         if nesterov and (momentum <= 0 or dampening != 0):
@@ -27,18 +29,6 @@ class _PerParameter(torch.optim.Optimizer):
         super().__init__(params, {"lr": lr, "momentum": momentum, "dampening": dampening,
                                   "weight_decay": weight_decay, "nesterov": nesterov,
                                   "maximize": maximize})
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    self.update(p, p.grad, self.state[p], group)
-        return loss
 
 
 def _decayed(p, grad, group):

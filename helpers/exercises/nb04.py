@@ -19,27 +19,15 @@ from helpers.checking import Mismatch, case, exercise
 from helpers.checking_tools import OptimCase, compare_optimizer, expect_close
 from helpers.optim import Adagrad, Adam, AdamW, RMSprop
 
+from ._per_parameter import PerParameter
+
 # --------------------------------------------------------------------------
 # The notebook's loop: step() calls update(p, grad, state, group) for every
 # parameter that has a gradient. One constructor per exercise, as in the notebook.
 # --------------------------------------------------------------------------
 
 
-class _PerParameter(torch.optim.Optimizer):
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    self.update(p, p.grad, self.state[p], group)
-        return loss
-
-
-class _Adagrad(_PerParameter):
+class _Adagrad(PerParameter):
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0,
                  eps=1e-10, *, maximize=False):
         super().__init__(params, {"lr": lr, "lr_decay": lr_decay, "weight_decay": weight_decay,
@@ -47,7 +35,7 @@ class _Adagrad(_PerParameter):
                                   "eps": eps, "maximize": maximize})
 
 
-class _RMSprop(_PerParameter):
+class _RMSprop(PerParameter):
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, centered=False,
                  *, maximize=False):
         super().__init__(params, {"lr": lr, "alpha": alpha, "eps": eps,
@@ -55,14 +43,14 @@ class _RMSprop(_PerParameter):
                                   "maximize": maximize})
 
 
-class _Adam(_PerParameter):
+class _Adam(PerParameter):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  *, maximize=False):
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps,
                                   "weight_decay": weight_decay, "maximize": maximize})
 
 
-class _AdamW(_PerParameter):
+class _AdamW(PerParameter):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
                  amsgrad=False, *, maximize=False):
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps,

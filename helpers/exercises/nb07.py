@@ -153,6 +153,9 @@ def _start(name, scheduler, optimizer, lrs):
     "self.optimizer.param_groups].",
 ])
 def check_base(candidate):
+    if not isinstance(candidate, type):
+        raise Mismatch("your base class", expected="a class, to subclass", got=type(candidate).__name__,
+                       cause='pass the class itself: check("07.1", MyLRScheduler)')
     _warm_up()
     Harmonic, Halving = _probes(candidate)
 

@@ -32,6 +32,8 @@ __all__ = [
     "compare_scheduler",
     "expect_close",
     "expect_unchanged",
+    "format_lrs",
+    "lr_kind_cause",
 ]
 
 # Default tolerances per dtype: float64 is tight enough to catch a float32 intermediate.
@@ -676,8 +678,8 @@ def compare_scheduler(candidate_cls, reference, cases, *, mistakes=None):
             value,
             step=t,
             detail=f"the lr of param group {g} (of {len(case_.lrs)}) at step {t}; "
-            f"all groups: expected {_fmt_lrs(expected[t])}, got {_fmt_lrs(got[t])}",
-            cause=_lr_kind_cause(value) if _kind(value) != "a number" else _diagnose(mistakes, reproduces),
+            f"all groups: expected {format_lrs(expected[t])}, got {format_lrs(got[t])}",
+            cause=lr_kind_cause(value) if _kind(value) != "a number" else _diagnose(mistakes, reproduces),
         )
     return f"{len(cases)} settings, every param group's lr at every step: " + "; ".join(c.name for c in cases)
 
@@ -696,7 +698,8 @@ def _replays_lrs(wrong, runs):
     return all(_first_difference(_lr_table(wrong, c, len(rows)), rows) is None for c, rows in runs)
 
 
-def _lr_kind_cause(value):
+def lr_kind_cause(value):
+    """The likely cause when a scheduler wrote ``value``, not a float, into a group's lr."""
     if isinstance(value, torch.Tensor):
         return "get_lr() returned tensors: return plain floats (.item() of a tensor, or math.cos)"
     if value is None:
@@ -704,5 +707,6 @@ def _lr_kind_cause(value):
     return f"an lr became {type(value).__name__}: get_lr() must return a list of floats, one per group"
 
 
-def _fmt_lrs(row):
+def format_lrs(row):
+    """The lrs of the param groups, as a short list for a verdict."""
     return "[" + ", ".join(f"{x:.6g}" if _kind(x) == "a number" else repr(x) for x in row) + "]"

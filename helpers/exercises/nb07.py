@@ -15,7 +15,7 @@ import torch
 from torch.optim import lr_scheduler as S
 
 from helpers.checking import Mismatch, case, exercise, untimed
-from helpers.checking_tools import SchedulerCase, _fmt_lrs, _lr_kind_cause, compare_scheduler
+from helpers.checking_tools import SchedulerCase, format_lrs, lr_kind_cause, compare_scheduler
 from helpers.lr_scheduler import LRScheduler, StepLR, WarmupStableDecay, lr_curve
 
 # --------------------------------------------------------------------------
@@ -76,9 +76,9 @@ def _lrs(optimizer):
 def _expect_lrs(name, expected, got, *, step=None, cause=None, what="the groups' lrs"):
     if not all(_is_number(g) for g in got):
         odd = next(g for g in got if not _is_number(g))
-        raise Mismatch(name, expected, got, step=step, cause=_lr_kind_cause(odd))
+        raise Mismatch(name, expected, got, step=step, cause=lr_kind_cause(odd))
     if len(expected) != len(got) or not all(_same(e, g) for e, g in zip(expected, got)):
-        raise Mismatch(name, _fmt_lrs(expected), _fmt_lrs(got), step=step, detail=what, cause=cause)
+        raise Mismatch(name, format_lrs(expected), format_lrs(got), step=step, detail=what, cause=cause)
 
 
 _LATE = ("your lrs are one step late (the constructor's step computed step −1): step() must add 1 "
@@ -108,7 +108,7 @@ def _expect_last_lr(name, scheduler, optimizer, step=None):
     if not isinstance(last, list) or len(last) != len(optimizer.param_groups) or not all(
         _is_number(x) and _same(x, lr) for x, lr in zip(last, _lrs(optimizer))
     ):
-        raise Mismatch(name, _fmt_lrs(_lrs(optimizer)), last, step=step,
+        raise Mismatch(name, format_lrs(_lrs(optimizer)), last, step=step,
                        detail="self._last_lr (what get_last_lr() returns)",
                        cause="after writing the new lrs, step() must store them as a new list in "
                              "self._last_lr = [group['lr'] for group in …param_groups]")
@@ -135,7 +135,7 @@ def _start(name, scheduler, optimizer, lrs):
                       "(group.setdefault('initial_lr', group['lr'])), do not overwrite it")
     base = getattr(scheduler, "base_lrs", None)
     if not isinstance(base, list):
-        raise Mismatch(name, _fmt_lrs(lrs), base, detail="self.base_lrs",
+        raise Mismatch(name, format_lrs(lrs), base, detail="self.base_lrs",
                        cause="self.base_lrs must be a list: each group's initial_lr")
     _expect_lrs(name, list(lrs), base, what="self.base_lrs",
                 cause="base_lrs are the groups' initial_lr, not their current lr (which an "

@@ -191,18 +191,19 @@ def _placement(model, read):
     return [[name.get(t, "?") for t in tensors] for _, tensors in read]
 
 
-def _decay_cause(model, weight_decay, read):
+def _decay_cause(seen):
+    """The first of DECAY_MISTAKES that places the parameters as the candidate did in every case so far."""
     for description, wrong in DECAY_MISTAKES.items():
         try:
-            replayed = _read_groups("", wrong(model, weight_decay), 2, "")
-            if _placement(model, replayed) == _placement(model, read):
+            if all(_placement(model, _read_groups("", wrong(model, wd), 2, "")) == placement
+                   for model, wd, placement in seen):
                 return description
         except Mismatch:
             continue
     return None
 
 
-def _check_split(label, model, weight_decay, read):
+def _check_split(label, model, weight_decay, read, seen):
     name = {p: n for n, p in model.named_parameters()}
     expected = [g["params"] for g in decay_groups(model, weight_decay)]
     for i, (_, tensors) in enumerate(read):
@@ -232,7 +233,7 @@ def _check_split(label, model, weight_decay, read):
     missing = [n for n, p in model.named_parameters() if p not in placed]
     if missing:
         raise Mismatch(label, "every parameter in a group", f"missing: {_describe(model, missing)}",
-                       cause=_decay_cause(model, weight_decay, read)
+                       cause=_decay_cause(seen)
                        or "a parameter in no group is never trained")
     if [name[t] for t in read[0][1]] == [name[p] for p in expected[1]]:
         raise Mismatch(label, "[decay group, no-decay group]", "[no-decay group, decay group]",
@@ -243,7 +244,7 @@ def _check_split(label, model, weight_decay, read):
             other = ("not decayed", "decayed")[i]
             raise Mismatch(label, f"{_describe(model, wrong)}: {other}", side,
                            detail=f"group {i} ({side}) holds parameters that belong to the other one",
-                           cause=_decay_cause(model, weight_decay, read))
+                           cause=_decay_cause(seen))
         if [name[t] for t in read[i][1]] != [name[p] for p in expected[i]]:
             raise Mismatch(label, _names(name[p] for p in expected[i]), _names(name[t] for t in read[i][1]),
                            detail=f"the order of group {i}",
@@ -270,13 +271,15 @@ _DEFAULT_DECAY = 0.0123  # the optimizer's own weight_decay in the check: recogn
 ])
 def check_decay_groups(candidate):
     example = "{'params': [...], 'weight_decay': ...}"
+    seen = []  # (model, weight_decay, the candidate's placement) of every case so far
     for label, make, weight_decay in DECAY_CASES:
         torch.manual_seed(0)
         model = make()
         with case(label):
             groups = candidate(model, weight_decay)
         read = _read_groups(label, groups, 2, example)
-        _check_split(label, model, weight_decay, read)
+        seen.append((model, weight_decay, _placement(model, read)))
+        _check_split(label, model, weight_decay, read, seen)
         optimizer = _optimizer(label, read, lr=1e-3, weight_decay=_DEFAULT_DECAY)
         for i, want in enumerate((weight_decay, 0.0)):
             got = optimizer.param_groups[i]["weight_decay"]

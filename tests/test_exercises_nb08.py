@@ -295,6 +295,18 @@ def test_unfreeze_mistakes_are_named(candidate, words):
     _failed_with("08.3", candidate, words)
 
 
+def test_a_generator_read_by_add_param_group_first_is_explained():
+    def add_then_loop(optimizer, scheduler, params, lr):
+        factor = scheduler.get_last_lr()[0] / scheduler.base_lrs[0]
+        optimizer.add_param_group({"params": params, "lr": lr * factor, "initial_lr": lr})
+        for p in params:  # finds nothing: add_param_group has read the generator
+            p.requires_grad_(True)
+        scheduler.base_lrs.append(lr)
+        scheduler.lr_lambdas.append(scheduler.lr_lambdas[0])
+
+    _failed_with("08.3", add_then_loop, "if add_param_group read it first")
+
+
 def test_unfreeze_mismatch_names_case_step_and_group():
     text = str(check("08.3", nb08.UNFREEZE_MISTAKES[next(iter(nb08.UNFREEZE_MISTAKES))]))
     assert "LambdaLR" in text and "step:         6" in text and "param group 1" in text

@@ -568,10 +568,13 @@ def _check_unfrozen(label, optimizer, scheduler, before, params, lr, generator):
                        detail="the new param group's 'params'", cause=cause)
     frozen = [i for i, p in enumerate(params) if not p.requires_grad]
     if frozen:
+        cause = ("backward() fills .grad only for tensors with requires_grad=True; without it the "
+                 "optimizer skips them: p.requires_grad_(True) for each")
+        if generator and len(frozen) == len(params):
+            cause += (". Here params is a generator (layer.parameters()): if add_param_group read it "
+                      "first, your loop over it found nothing; make a list first: params = list(params)")
         raise Mismatch(label, "requires_grad=True", "requires_grad=False",
-                       detail=f"the unfrozen layer's parameter {frozen[0]}",
-                       cause="backward() fills .grad only for tensors with requires_grad=True; without it "
-                             "the optimizer skips them: p.requires_grad_(True) for each")
+                       detail=f"the unfrozen layer's parameter {frozen[0]}", cause=cause)
     if [g["lr"] for g in groups[:-1]] != lrs_before or scheduler.last_epoch != epoch_before:
         raise Mismatch(label, f"lrs {format_lrs(lrs_before)}, last_epoch {epoch_before}",
                        f"lrs {format_lrs([g['lr'] for g in groups[:-1]])}, last_epoch {scheduler.last_epoch}",

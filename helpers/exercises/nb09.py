@@ -490,9 +490,9 @@ def _model_and_losses(name, answer):
 
 
 @exercise("09.3", "Fix the resumable loop", reference=ref.train_resumable, hints=[
-    "Print, for the uninterrupted and the resumed run, which batches each step trains on. Two "
-    "things differ after the resume: the order of the epoch's batches, and where in the epoch it "
-    "restarts. When does the DataLoader draw an epoch's shuffle from its generator?",
+    "The losses differ from the first step after the resume on. Two things about the data differ "
+    "there: the order of the epoch's batches, and the batch the resumed epoch starts at. The loader "
+    "of the numbers 0–11 above shows when a DataLoader draws an epoch's order from its generator.",
     "The shuffle is drawn when the epoch starts (`for … in loader`). So keep "
     "`epoch_start = generator.get_state()` right before that loop and save it (not the state at "
     "the checkpoint), with the number of batches done in the epoch; on resume, set the generator "

@@ -260,10 +260,10 @@ _DEFAULT_DECAY = 0.0123  # the optimizer's own weight_decay in the check: recogn
     "Go through model.modules() and each module's named_parameters(recurse=False): then you know both "
     "the parameter's name and the module that owns it. Biases (name ending in 'bias') and every "
     "parameter of a normalization layer go to the no-decay group.",
-    "A normalization layer: isinstance(module, NORMS) with NORMS = (nn.LayerNorm, nn.BatchNorm1d, "
-    "nn.BatchNorm2d, nn.GroupNorm, nn.RMSNorm, …). Tied weights appear under two modules: remember the "
-    "parameters you have placed (a set) and skip them the second time. Both groups need their own "
-    "'weight_decay' key.",
+    "A normalization layer: isinstance(module, NORMS), with the tuple NORMS defined above your function "
+    "(nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nn.BatchNorm2d, …). Tied weights appear under two "
+    "modules: remember the parameters you have placed (a set) and skip them the second time. Both "
+    "groups need their own 'weight_decay' key.",
     "decay, no_decay, seen = [], [], set(); for module in model.modules(): for name, p in "
     "module.named_parameters(recurse=False): if p in seen: continue; seen.add(p); (no_decay if "
     "name.endswith('bias') or isinstance(module, NORMS) else decay).append(p). Return [{'params': decay, "

@@ -288,6 +288,31 @@ def resume_fresh_last_epoch(path, build_model, build_optimizer, build_scheduler)
     return model, optimizer, scheduler, checkpoint["step"]
 
 
+def resume_last_epoch_off_by_one(path, build_model, build_optimizer, build_scheduler):
+    # last_epoch=step: building steps the scheduler once more, to step + 1
+    checkpoint = torch.load(path, weights_only=True)
+    model = build_model()
+    model.load_state_dict(checkpoint["model"])
+    optimizer = build_optimizer(model)
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    scheduler = LambdaLR(optimizer, ref.warmup_cosine(), last_epoch=checkpoint["step"])
+    _restore_rng(checkpoint)
+    return model, optimizer, scheduler, checkpoint["step"]
+
+
+def resume_scheduler_on_a_first_optimizer(path, build_model, build_optimizer, build_scheduler):
+    # the scheduler built and loaded first, on an optimizer that is then built again
+    checkpoint = torch.load(path, weights_only=True)
+    model = build_model()
+    model.load_state_dict(checkpoint["model"])
+    scheduler = build_scheduler(build_optimizer(model))
+    scheduler.load_state_dict(checkpoint["scheduler"])
+    optimizer = build_optimizer(model)
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    _restore_rng(checkpoint)
+    return model, optimizer, scheduler, checkpoint["step"]
+
+
 @pytest.mark.parametrize("candidate", [resume_scheduler_loaded_first, resume_with_last_epoch])
 def test_other_exact_resumes_pass(candidate):
     assert check("09.2", candidate).passed
@@ -306,6 +331,9 @@ def test_other_exact_resumes_pass(candidate):
     (resume_rng_before_building, ["restored before the model was built", "restore the RNG states last"]),
     (resume_next_step, ["resume returned step 4", "return checkpoint[\"step\"]"]),
     (resume_fresh_last_epoch, ["KeyError 'initial_lr'"]),
+    (resume_last_epoch_off_by_one, ["last_epoch is 4, expected 3", "steps once more while it is built"]),
+    (resume_scheduler_on_a_first_optimizer, ["the scheduler drives another optimizer",
+                                             "build_scheduler(optimizer) on the optimizer you return"]),
 ])
 def test_wrong_resumes_fail_naming_what_is_missed(candidate, words):
     _failed_with("09.2", candidate, *words)

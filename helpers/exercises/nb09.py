@@ -270,7 +270,9 @@ def _missed(expected, got, run, step, n, saved_rng):
         missed.append("the optimizer does not hold the returned model's parameters: build it with "
                       "build_optimizer(model) on the model you return")
     if scheduler.optimizer is not optimizer:
-        missed.append("the scheduler drives another optimizer: build_scheduler(optimizer)")
+        missed.append("the scheduler drives another optimizer than the one you return (one built before "
+                      "it, or a second one): its steps never reach the returned optimizer's lrs. Build each "
+                      "object once, in order: build_scheduler(optimizer) on the optimizer you return")
     if _difference(expected["model"], got["model"], ""):
         missed.append("the model's weights are not the checkpoint's: "
                       "model.load_state_dict(checkpoint[\"model\"])")
@@ -285,7 +287,10 @@ def _missed(expected, got, run, step, n, saved_rng):
         missed.append("the scheduler's state is not loaded: its last_epoch is 0, so the lr restarts the "
                       "warmup; scheduler.load_state_dict(checkpoint[\"scheduler\"])")
     elif got["last_epoch"] != n:
-        missed.append(f"the scheduler's last_epoch is {got['last_epoch']}, expected {n}")
+        missed.append(f"the scheduler's last_epoch is {got['last_epoch']}, expected {n}"
+                      + (": a scheduler built with last_epoch=k steps once more while it is built, to k + 1. "
+                         "Build it as at the start and load its state dict instead"
+                         if got["last_epoch"] == n + 1 else ""))
     step_0 = [lr * ref.warmup_cosine()(0) for lr in (ref.BODY_LR, ref.HEAD_LR)]
     if optimizer_loaded and got["lrs"] != expected["lrs"] and _close(got["lrs"], step_0):
         missed.append("the scheduler was built after optimizer.load_state_dict: building it wrote the lr of "

@@ -80,18 +80,22 @@ class Exercise:
     checker: Callable[[object], str | None]
     reference: object
     hints: tuple[str, ...]
+    library: tuple[object, ...] = ()  # what the learner is asked to write: never an answer
 
 
 _REGISTRY: dict[str, Exercise] = {}
 _ID = re.compile(r"\d\d\.\d+")
 
 
-def exercise(exercise_id, title, *, reference, hints):
+def exercise(exercise_id, title, *, reference, hints, library=()):
     """Register the decorated function as the checker of ``exercise_id``.
 
     The checker takes the candidate, raises :class:`Mismatch` on the first
     failing case and returns a short description of what it verified.
     ``hints`` are 2–3 graduated hints, the last one nearly the answer.
+    ``library``: the classes or functions the exercise asks the learner to write
+    (``torch.optim.SGD``, …); with the reference, they are refused as answers,
+    whether handed in as they are, subclassed, or called by the candidate.
     """
     if not _ID.fullmatch(exercise_id):
         raise ValueError(f"exercise id {exercise_id!r} is not of the form 'NN.K'")
@@ -105,7 +109,8 @@ def exercise(exercise_id, title, *, reference, hints):
                 f"exercise {exercise_id} is registered twice: "
                 f"{old.checker.__module__} and {checker.__module__}"
             )
-        _REGISTRY[exercise_id] = Exercise(exercise_id, title, checker, reference, tuple(hints))
+        answers = tuple(x for x in (reference, *library) if callable(x))
+        _REGISTRY[exercise_id] = Exercise(exercise_id, title, checker, reference, tuple(hints), answers)
         return checker
 
     return register
@@ -333,6 +338,111 @@ _ERROR_HINTS = (
 
 
 # --------------------------------------------------------------------------
+# The library is not an answer
+# --------------------------------------------------------------------------
+
+
+def _public_name(obj):
+    """'torch.optim.SGD' rather than 'torch.optim.sgd.SGD': the shortest module path that exports it."""
+    module, name = getattr(obj, "__module__", "") or "", getattr(obj, "__qualname__", repr(obj))
+    parts = module.split(".")
+    for n in range(1, len(parts) + 1):
+        if getattr(sys.modules.get(".".join(parts[:n])), name, None) is obj:
+            return f"{'.'.join(parts[:n])}.{name}"
+    return f"{module}.{name}" if module else name
+
+
+def _whose(obj):
+    name, short = _public_name(obj), getattr(obj, "__name__", "")
+    owner = "torch's own" if name.startswith("torch.") else "the reference"
+    return f"{owner} {short} ({name})" if short and short != name else f"{owner} {name}"
+
+
+def _api_bases():
+    """Classes an answer is meant to build on: their methods are the learner's to inherit."""
+    bases = [object]
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        bases += [torch.optim.Optimizer, torch.nn.Module, torch.optim.lr_scheduler.LRScheduler]
+    ours = sys.modules.get(f"{__package__}.lr_scheduler")
+    if ours is not None:
+        bases.append(ours.LRScheduler)
+    return bases
+
+
+def _code_of(obj, candidate):
+    """The code objects that run when ``obj`` runs: a function's own, or the methods a class
+    defines (and inherits, but for API bases and anything the candidate itself inherits)."""
+
+    def unwrap(fn):
+        fn = getattr(fn, "__func__", fn)
+        while hasattr(fn, "__wrapped__"):
+            fn = fn.__wrapped__
+        return getattr(fn, "__code__", None)
+
+    if not isinstance(obj, type):
+        code = unwrap(obj)
+        return {code} if code else set()
+    skip = set(_api_bases()) - {obj}
+    if isinstance(candidate, type):
+        skip |= set(candidate.__mro__)
+    codes = set()
+    for cls in obj.__mro__:
+        if cls in skip:
+            continue
+        for value in vars(cls).values():
+            if isinstance(value, property):
+                value = value.fget
+            code = unwrap(value) if callable(value) or hasattr(value, "__func__") else None
+            if code:
+                codes.add(code)
+    return codes
+
+
+_refuse_library = True  # tests of the checkers switch it off to run the references as candidates
+
+
+def _library_answer(ex, candidate):
+    """Why ``candidate`` is the library rather than an answer (is it, or subclasses it), or None."""
+    if not (_refuse_library or _grading()):
+        return None
+    for obj in ex.library:
+        if candidate is obj:
+            return f"this is {_whose(obj)} — the exercise is to write it yourself"
+        if isinstance(candidate, type) and isinstance(obj, type) and issubclass(candidate, obj):
+            return (
+                f"your class subclasses {_whose(obj)}, so its numbers are the library's — "
+                "the exercise is to write it yourself"
+            )
+    return None
+
+
+@contextlib.contextmanager
+def _watch_delegation(ex, candidate):
+    """Record the library code the candidate's own code calls while the check runs."""
+    watched = {}
+    for obj in ex.library if _refuse_library or _grading() else ():
+        for code in _code_of(obj, candidate):
+            watched.setdefault(code, obj)
+    called = []
+    old = sys.getprofile()
+
+    def profile(frame, event, arg):
+        if event == "call" and frame.f_code in watched and not called:
+            caller = frame.f_back
+            if caller is not None and _is_candidate_frame(caller.f_code.co_filename):
+                called.append(watched[frame.f_code])
+        if old is not None:
+            old(frame, event, arg)
+
+    sys.setprofile(profile if watched else old)
+    try:
+        yield called
+    finally:
+        sys.setprofile(old)
+
+
+# --------------------------------------------------------------------------
 # Results
 # --------------------------------------------------------------------------
 
@@ -477,8 +587,11 @@ def _run(ex, candidate, timeout):
         # torch.optim imports torch._dynamo on first use: seconds that must not count
         # against the learner's timeout.
         import torch._dynamo  # noqa: F401
+    refused = _library_answer(ex, candidate)
+    if refused:
+        return Result(ex.id, "failed", refused, ex.title, (("not an answer", refused),))
     try:
-        with _preserved_torch_state(), _deadline(seconds):
+        with _preserved_torch_state(), _deadline(seconds), _watch_delegation(ex, candidate) as called:
             verified = ex.checker(candidate)
     except Mismatch as mismatch:
         return _mismatch_result(ex, mismatch)
@@ -490,6 +603,11 @@ def _run(ex, candidate, timeout):
         return _timeout_result(ex, error, seconds)
     except Exception as error:  # noqa: BLE001 (the learner's code may raise anything)
         return _error_result(ex, error)
+    if called:
+        refused = (
+            f"your code calls {_whose(called[0])} to do the work — the exercise is to write it yourself"
+        )
+        return Result(ex.id, "failed", refused, ex.title, (("not an answer", refused),))
     return Result(ex.id, "passed", verified or "all cases passed", ex.title)
 
 

@@ -25,3 +25,13 @@ def stepwise_home(tmp_path, monkeypatch):
         checking._latest.clear()
         checking._hints_shown.clear()
     return home
+
+
+@pytest.fixture(autouse=True)
+def references_as_candidates(request, monkeypatch):
+    """Checker tests run the references as candidates, which check() refuses to a learner;
+    a test marked ``refuses_library`` sees the learner's rule."""
+    if request.node.get_closest_marker("refuses_library") is None:
+        from helpers import checking
+
+        monkeypatch.setattr(checking, "_refuse_library", False)

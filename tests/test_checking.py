@@ -241,7 +241,7 @@ def test_strict_mode_raises_with_the_same_message(ex99, monkeypatch):
         check(ex99, wrong)
     with pytest.raises(AssertionError, match="not attempted"):
         check(ex99, lambda x: (_ for _ in ()).throw(NotImplementedError))
-    assert check(ex99, double).passed  # passing never raises
+    assert check(ex99, lambda x: x * 2).passed  # passing never raises
     assert not check(ex99, wrong, strict=False).passed
 
 
@@ -434,3 +434,72 @@ def test_check_stays_callable_after_the_cli_module_is_imported(ex99):
     from helpers import check as imported_later
 
     assert imported_later(ex99, lambda x: x * 2).passed
+
+
+# --------------------------------------------------------------------------
+# The library is not an answer
+# --------------------------------------------------------------------------
+
+refuses_library = pytest.mark.refuses_library
+
+
+def triple(x):
+    """Reference of the test exercise 99.7, which also forbids torch.mul."""
+    return 3 * x
+
+
+@pytest.fixture
+def ex97():
+    def check_triple(candidate):
+        return compare_function(candidate, triple, {"vector": (torch.tensor([1.0, -2.0]),)})
+
+    exercise("99.7", "Triple", reference=triple, library=[torch.optim.SGD],
+             hints=["first", "second"])(check_triple)
+    yield "99.7"
+    del checking._REGISTRY["99.7"]
+
+
+@refuses_library
+def test_the_reference_itself_is_refused_with_its_own_verdict(ex97):
+    result = check(ex97, triple)
+    assert result.status == "failed"
+    assert "this is the reference triple (test_checking.triple) — the exercise is to write it" in str(result)
+
+
+@refuses_library
+def test_torchs_class_and_a_subclass_of_it_are_refused():
+    result = check("03.1", torch.optim.SGD)
+    assert "this is torch's own SGD (torch.optim.SGD) — the exercise is to write it yourself" in str(result)
+
+    class Renamed(torch.optim.SGD):
+        pass
+
+    assert "your class subclasses torch's own SGD (torch.optim.SGD)" in str(check("03.1", Renamed))
+
+
+@refuses_library
+def test_a_candidate_that_only_delegates_is_refused_after_passing_every_case():
+    class Delegating(torch.optim.Optimizer):
+        def __init__(self, params, lr=1e-3):
+            super().__init__(params, {"lr": lr})
+            self.inner = torch.optim.SGD(self.param_groups, lr=lr)
+
+        def step(self, closure=None):
+            return self.inner.step(closure)
+
+    result = check("03.1", Delegating)
+    assert result.status == "failed"
+    assert "your code calls torch's own SGD (torch.optim.SGD) to do the work" in str(result)
+
+
+@refuses_library
+def test_a_delegating_function_is_refused_and_an_own_one_passes(ex97):
+    assert not check(ex97, lambda x: triple(x)).passed
+    assert check(ex97, lambda x: x + x + x).passed
+
+
+@refuses_library
+def test_refused_answers_fail_in_grading_mode(ex97, monkeypatch):
+    monkeypatch.setenv("STEPWISE_GRADING", "1")
+    with pytest.raises(AssertionError, match="the exercise is to write it"):
+        check(ex97, triple)

@@ -303,7 +303,7 @@ PLAIN_CASES = [
 ]
 
 
-@exercise("03.1", "Plain SGD as an Optimizer subclass", reference=SGD, hints=[
+@exercise("03.1", "Plain SGD as an Optimizer subclass", reference=SGD, library=[torch.optim.SGD], hints=[
     ("Two methods. __init__ passes params and a dict of defaults, {'lr': lr}, to "
     "super().__init__. step(closure=None) calls the closure (if any) inside "
     "torch.enable_grad(), updates every parameter, and returns the closure's loss."),
@@ -330,7 +330,7 @@ DECAY_MISTAKES = {
 }
 
 
-@exercise("03.2", "Weight decay", reference=SGD, hints=[
+@exercise("03.2", "Weight decay", reference=SGD, library=[torch.optim.SGD], hints=[
     ("Weight decay is the gradient of the L2 penalty (λ/2)·‖p‖², which is λ·p: add it to "
     "the gradient before the update."),
     ("Read λ from group['weight_decay']. Build a new tensor (g = grad + λ·p) rather than "
@@ -374,7 +374,7 @@ REAL_LOOP_MISTAKES = {
 }
 
 
-@exercise("03.3", "Momentum with dampening", reference=SGD, hints=[
+@exercise("03.3", "Momentum with dampening", reference=SGD, library=[torch.optim.SGD], hints=[
     ("Keep one buffer per parameter in state (the dict self.state[p] that the loop hands you), "
     "under the key 'momentum_buffer'. Everything happens only if group['momentum'] != 0."),
     ("First step (no buffer yet): b = g.clone() — no dampening. Later steps: "
@@ -406,7 +406,7 @@ NESTEROV_MISTAKES = {
 }
 
 
-@exercise("03.4", "Nesterov momentum", reference=SGD, hints=[
+@exercise("03.4", "Nesterov momentum", reference=SGD, library=[torch.optim.SGD], hints=[
     ("Nesterov changes only the direction you step along, not the buffer: update b exactly "
     "as in 03.3 first."),
     "Plain momentum steps along b. Nesterov looks ahead: it steps along g + μ·b.",
@@ -436,7 +436,7 @@ MAXIMIZE_MISTAKES = {
 }
 
 
-@exercise("03.5", "maximize", reference=SGD, hints=[
+@exercise("03.5", "maximize", reference=SGD, library=[torch.optim.SGD], hints=[
     "Maximizing f is minimizing −f, whose gradient is −∇f.",
     ("Negate only the gradient, as the very first thing: weight decay and momentum then "
     "work unchanged. Build a new tensor (-grad); do not negate p.grad in place."),

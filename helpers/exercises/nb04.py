@@ -161,7 +161,7 @@ ADAGRAD_CASES = [
 ]
 
 
-@exercise("04.1", "Adagrad", reference=Adagrad, hints=[
+@exercise("04.1", "Adagrad", reference=Adagrad, library=[torch.optim.Adagrad], hints=[
     ("On a parameter's first update, create its state: state['sum'] = torch.full_like(p, "
      "group['initial_accumulator_value']) and a step counter. Every update: count the step, "
      "build g, add g² to the sum, and step."),
@@ -240,7 +240,7 @@ RMSPROP_CASES = [
 ]
 
 
-@exercise("04.2", "RMSprop, plain and centered", reference=RMSprop, hints=[
+@exercise("04.2", "RMSprop, plain and centered", reference=RMSprop, library=[torch.optim.RMSprop], hints=[
     ("On a parameter's first update, create state['square_avg'] (and, if centered, "
      "state['grad_avg']) with torch.zeros_like(p), and a step counter. Then: "
      "v ← α·v + (1 − α)·g², in place."),
@@ -380,7 +380,7 @@ def _compare(candidate, reference, cases, *, steps, mistakes):
                        cause=STEP_FROM_0) from None
 
 
-@exercise("04.3", "Adam with bias correction", reference=Adam, hints=[
+@exercise("04.3", "Adam with bias correction", reference=Adam, library=[torch.optim.Adam], hints=[
     ("On a parameter's first update, create state['step'] = 0, state['exp_avg'] and "
      "state['exp_avg_sq'] (torch.zeros_like(p)). Every update: t += 1 first (t = 1 on the "
      "first step), g = ±grad + λ·p, then update m and v in place."),
@@ -428,7 +428,8 @@ ADAMW_CASES = [
 ]
 
 
-@exercise("04.4", "AdamW: decoupled weight decay", reference=AdamW, hints=[
+@exercise("04.4", "AdamW: decoupled weight decay", reference=AdamW,
+          library=[torch.optim.AdamW, torch.optim.Adam, Adam], hints=[
     ("Start from your Adam. Only the weight decay moves: it no longer touches g (so it "
      "does not enter m, v or the division by √v̂)."),
     ("Before the Adam step, shrink the weights in place: θ ← (1 − lr·λ)·θ. Then the Adam "
@@ -471,7 +472,7 @@ AMSGRAD_CASES = [
 ]
 
 
-@exercise("04.5", "AMSGrad", reference=AdamW, hints=[
+@exercise("04.5", "AMSGrad", reference=AdamW, library=[torch.optim.AdamW, torch.optim.Adam, Adam], hints=[
     ("Your AdamW, plus one more state tensor when group['amsgrad'] is set: "
      "state['max_exp_avg_sq'], zeros like p."),
     ("After updating v: v_max ← max(v_max, v) elementwise (torch.maximum), stored in "

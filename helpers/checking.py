@@ -414,6 +414,26 @@ def _library_answer(ex, candidate):
                 f"your class subclasses {_whose(obj)}, so its numbers are the library's — "
                 "the exercise is to write it yourself"
             )
+        borrowed = _borrowed_method(obj, candidate)
+        if borrowed:
+            return (
+                f"your class takes its {borrowed} from {_whose(obj)} — the exercise is to write it yourself"
+            )
+    return None
+
+
+def _borrowed_method(obj, candidate):
+    """The name of a method the candidate's own classes take from ``obj`` (``get_lr = StepLR.get_lr``)."""
+    if not isinstance(candidate, type):
+        return None
+    theirs = _code_of(obj, candidate)
+    for cls in candidate.__mro__:
+        if cls in _api_bases():
+            continue
+        for name, value in vars(cls).items():
+            fn = getattr(value, "__func__", value)
+            if getattr(fn, "__code__", None) in theirs:
+                return name
     return None
 
 

@@ -131,15 +131,86 @@ def test_differently_written_answers_pass(exercise, candidate):
     assert check(exercise, candidate).passed
 
 
+class _LearnerStep(TerseBase):
+    """The learner's StepLR on the learner's own base class."""
+
+    def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
+        self.step_size, self.gamma = step_size, gamma
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        drop = self.last_epoch > 0 and self.last_epoch % self.step_size == 0
+        return [g["lr"] * self.gamma if drop else g["lr"] for g in self.optimizer.param_groups]
+
+
+@pytest.mark.refuses_library
 def test_subclasses_of_a_correct_learner_base_pass():
-    class Step(TerseBase):
+    assert check("07.2", _LearnerStep).passed
+
+
+@pytest.mark.refuses_library
+@pytest.mark.parametrize("base", [TerseBase, ours.LRScheduler, torch.optim.lr_scheduler.LRScheduler],
+                         ids=["learner's base", "helpers' base", "torch's base"])
+def test_a_borrowed_get_lr_is_refused(base):
+    class Borrowed(base):
         def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
             self.step_size, self.gamma = step_size, gamma
             super().__init__(optimizer, last_epoch)
 
         get_lr = ours.StepLR.get_lr
 
-    assert check("07.2", Step).passed
+    result = check("07.2", Borrowed)
+    assert result.status == "failed"
+    assert "takes its get_lr from the reference StepLR" in dict(result.details)["not an answer"]
+
+
+class _CallsReferenceCosine(ours.LRScheduler):
+    """Its get_lr hands the work to the reference's."""
+
+    def __init__(self, optimizer, warmup_steps, total_steps, eta_min=0.0, last_epoch=-1):
+        self.warmup_steps, self.total_steps, self.eta_min = warmup_steps, total_steps, eta_min
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        return nb07.WarmupCosine.get_lr(self)
+
+
+class _TorchBase(torch.optim.lr_scheduler.LRScheduler):
+    pass
+
+
+class _FactorFromWSD(ours.LRScheduler):
+    def __init__(self, optimizer, warmup_steps, stable_steps, decay_steps, min_lr_ratio=0.0,
+                 decay="linear", last_epoch=-1):
+        self.warmup_steps, self.stable_steps, self.decay_steps = warmup_steps, stable_steps, decay_steps
+        self.min_lr_ratio, self.decay = min_lr_ratio, decay
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        return [lr_0 * ours.WarmupStableDecay.factor(self, self.last_epoch) for lr_0 in self.base_lrs]
+
+
+@pytest.mark.refuses_library
+@pytest.mark.parametrize(
+    ("exercise", "candidate", "verdict"),
+    [
+        ("07.1", ours.LRScheduler, "this is the reference LRScheduler"),
+        ("07.1", torch.optim.lr_scheduler.LRScheduler, "this is torch's own LRScheduler"),
+        ("07.1", _TorchBase, "subclasses torch's own LRScheduler"),
+        ("07.2", torch.optim.lr_scheduler.StepLR, "this is torch's own StepLR"),
+        ("07.2", ours.StepLR, "this is the reference StepLR"),
+        ("07.3", nb07.WarmupCosine, "this is the reference WarmupCosine"),
+        ("07.3", _CallsReferenceCosine, "calls the reference WarmupCosine"),
+        ("07.4", ours.WarmupStableDecay, "this is the reference WarmupStableDecay"),
+        ("07.4", _FactorFromWSD, "calls the reference WarmupStableDecay"),
+    ],
+    ids=["07.1 ours", "07.1 torch", "07.1 torch subclass", "07.2 torch", "07.2 ours", "07.3 ours",
+         "07.3 delegates", "07.4 ours", "07.4 borrows factor"],
+)
+def test_the_library_is_refused(exercise, candidate, verdict):
+    result = check(exercise, candidate)
+    assert result.status == "failed"
+    assert verdict in dict(result.details)["not an answer"]
 
 
 # --------------------------------------------------------------------------
@@ -173,7 +244,9 @@ def _base(init_groups=None, step_first=False, initial_step=True, last_lr=True, b
                 lrs = self.get_lr()
             for group, lr in zip(self.optimizer.param_groups, lrs):
                 group["lr"] = lr
-            if last_lr:
+            if last_lr == "get_lr":  # a second call: a recursive get_lr moves on once more
+                self._last_lr = self.get_lr()
+            elif last_lr:
                 self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
         def state_dict(self):
@@ -191,12 +264,13 @@ def _base(init_groups=None, step_first=False, initial_step=True, last_lr=True, b
         (_base(initial_step=False), "the constructor must end with the first step"),
         (_base(step_first=True), "one step late"),
         (_base(last_lr=False), "self._last_lr"),
+        (_base(last_lr="get_lr"), "self._last_lr = [group['lr'] for group in"),
         (_base(init_groups=lambda g: g.__setitem__("initial_lr", g["lr"])), "do not overwrite it"),
         (_base(base_from="lr"), "base_lrs are the groups' initial_lr"),
         (_base(check_resume=False), "raise KeyError like torch"),
     ],
-    ids=["no initial step", "step order", "no _last_lr", "initial_lr overwritten", "base_lrs from lr",
-         "no KeyError"],
+    ids=["no initial step", "step order", "no _last_lr", "_last_lr from get_lr()", "initial_lr overwritten",
+         "base_lrs from lr", "no KeyError"],
 )
 def test_base_mistakes_are_named(candidate, cause):
     result = check("07.1", candidate)
@@ -224,9 +298,10 @@ def test_scheduler_mistakes_are_named(exercise, cause):
 
 def test_mismatch_names_case_step_and_group():
     result = check("07.2", nb07.STEP_MISTAKES[next(iter(nb07.STEP_MISTAKES))])  # decays at step 0
-    text = str(result)
-    assert "halve every 3 steps" in text
-    assert "param group 0" in text and "step 0" in text
+    details = dict(result.details)
+    assert details["case"].startswith("halve every 3 steps")
+    assert details["step"] == "1" and "param group 0" in details["detail"]
+    assert "optimizer step 1 trains with (last_epoch 0)" in details["detail"]
 
 
 def test_tensor_lrs_are_diagnosed():
@@ -293,3 +368,86 @@ def test_each_check_is_fast(exercise):
     start = time.perf_counter()
     assert check(exercise, REFERENCES[exercise]).passed
     assert time.perf_counter() - start < 1.0
+
+
+# --------------------------------------------------------------------------
+# Wrong answers the notebook invites, beyond the replayed mistakes
+# --------------------------------------------------------------------------
+
+
+class OwnCopyStepLR(nb07._StepLR):
+    """Recursive on a copy of its own lrs, not the groups': blind to what else changes the lr."""
+
+    def get_lr(self):
+        if self.last_epoch == 0:
+            self.lrs = list(self.base_lrs)
+        elif self.last_epoch % self.step_size == 0:
+            self.lrs = [lr * self.gamma for lr in self.lrs]
+        return list(self.lrs)
+
+
+class FirstDropOnlyStepLR(nb07._StepLR):
+    def get_lr(self):
+        drop = self.last_epoch == self.step_size
+        return [g["lr"] * self.gamma if drop else g["lr"] for g in self.optimizer.param_groups]
+
+
+class HoldsCurrentLrCosine(nb07.WarmupCosine):
+    """After total_steps it keeps the lr it finds: right unless the lr was changed."""
+
+    def get_lr(self):
+        if self.last_epoch > self.total_steps + 1:
+            return [g["lr"] for g in self.optimizer.param_groups]
+        return super().get_lr()
+
+
+def test_a_recursive_step_lr_on_its_own_copy_is_not_called_a_closed_form():
+    result = check("07.2", OwnCopyStepLR)
+    assert result.status == "failed" and "chained" in dict(result.details)["case"]
+    assert _cause(result).startswith("your StepLR does not start from the lr it finds in each group")
+    assert "or from lrs it keeps itself" in _cause(result)
+
+
+def test_only_the_first_drop_fails_without_a_cause():
+    result = check("07.2", FirstDropOnlyStepLR)
+    assert result.status == "failed" and "likely cause" not in dict(result.details)
+    assert dict(result.details)["step"] == "7"  # last_epoch 6, the second drop
+
+
+def test_a_floor_kept_from_the_current_lr_fails_when_the_lr_is_changed():
+    result = check("07.3", HoldsCurrentLrCosine)
+    assert result.status == "failed" and "halved by hand" in dict(result.details)["case"]
+
+
+class TorchBaseWSD(torch.optim.lr_scheduler.LRScheduler):
+    """A right WSD on torch's own base class, which 07.4 allows."""
+
+    def __init__(self, optimizer, warmup_steps, stable_steps, decay_steps, min_lr_ratio=0.0,
+                 decay="linear", last_epoch=-1):
+        self.W, self.S, self.D = warmup_steps, stable_steps, decay_steps
+        self.r, self.decay = min_lr_ratio, decay
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        t = self.last_epoch
+        if t < self.W:
+            f = t / self.W
+        elif t < self.W + self.S:
+            f = 1.0
+        elif t < self.W + self.S + self.D:
+            f = self.r + (1 - self.r) * nb07._DECAYS[self.decay]((t - self.W - self.S) / self.D)
+        else:
+            f = self.r
+        return [lr_0 * f for lr_0 in self.base_lrs]
+
+
+@pytest.mark.refuses_library
+def test_right_answers_on_torchs_base_class_pass():
+    assert check("07.4", TorchBaseWSD).passed
+
+
+def test_messages_show_rounded_numbers():
+    result = check("07.3", nb07.COSINE_MISTAKES[next(iter(nb07.COSINE_MISTAKES))])  # warmup from 0
+    details = dict(result.details)
+    assert details["expected"] == "0.0166667" and details["got"] == "0"
+    assert nb07.shown(0.1, 0.1 + 1e-12) == ("0.1", "0.100000000001")

@@ -4,18 +4,22 @@ Every checker runs the learner's scheduler next to a reference built from
 torch's own schedulers (``torch.optim.lr_scheduler``), or next to
 ``helpers.lr_scheduler.WarmupStableDecay`` for WSD, on optimizers with two
 param groups of different lrs, and compares the lr of every group at every
-step (``compare_scheduler``). On the first difference it replays the typical
-wrong versions below to name the mistake; the tests feed them back in.
+step (``_compare``), also with the lr changed by hand between steps, over long
+runs, and across a resume from ``state_dict()``. On the first difference it
+replays the typical wrong versions below to name the mistake; the tests feed
+them back in.
 """
 
 import functools
 import math
+import warnings
 
 import torch
 from torch.optim import lr_scheduler as S
 
+from helpers import lr_scheduler as ours
 from helpers.checking import Mismatch, case, exercise, untimed
-from helpers.checking_tools import SchedulerCase, format_lrs, lr_kind_cause, compare_scheduler
+from helpers.checking_tools import SchedulerCase, format_lrs, lr_kind_cause
 from helpers.lr_scheduler import LRScheduler, StepLR, WarmupStableDecay, lr_curve
 
 # --------------------------------------------------------------------------
@@ -73,12 +77,19 @@ def _lrs(optimizer):
     return [group["lr"] for group in optimizer.param_groups]
 
 
+def _at(what, epoch):
+    """``what`` at scheduler step ``epoch``, told in optimizer steps too (step 1 is the first update)."""
+    if epoch is None:
+        return what
+    return f"{what} at last_epoch {epoch} (the lrs that optimizer step {epoch + 1} trains with)"
+
+
 def _expect_lrs(name, expected, got, *, step=None, cause=None, what="the groups' lrs"):
     if not all(_is_number(g) for g in got):
         odd = next(g for g in got if not _is_number(g))
-        raise Mismatch(name, expected, got, step=step, cause=lr_kind_cause(odd))
+        raise Mismatch(name, format_lrs(expected), got, detail=_at(what, step), cause=lr_kind_cause(odd))
     if len(expected) != len(got) or not all(_same(e, g) for e, g in zip(expected, got)):
-        raise Mismatch(name, format_lrs(expected), format_lrs(got), step=step, detail=what, cause=cause)
+        raise Mismatch(name, format_lrs(expected), format_lrs(got), detail=_at(what, step), cause=cause)
 
 
 _LATE = ("your lrs are one step late (the constructor's step computed step −1): step() must add 1 "
@@ -98,7 +109,8 @@ def _run_steps(name, scheduler, reference, optimizers, steps):
         late = all(_is_number(g) and _same(b, g) for b, g in zip(before, _lrs(mine)))
         _expect_lrs(name, _lrs(theirs), _lrs(mine), step=t, cause=_LATE if late else None)
         if getattr(scheduler, "last_epoch", None) != t:
-            raise Mismatch(name, t, getattr(scheduler, "last_epoch", None), step=t, detail="last_epoch",
+            raise Mismatch(name, t, getattr(scheduler, "last_epoch", None),
+                           detail=f"last_epoch after {t} calls of scheduler.step()",
                            cause="each step() adds exactly 1 to self.last_epoch")
         _expect_last_lr(name, scheduler, mine, step=t)
 
@@ -108,8 +120,8 @@ def _expect_last_lr(name, scheduler, optimizer, step=None):
     if not isinstance(last, list) or len(last) != len(optimizer.param_groups) or not all(
         _is_number(x) and _same(x, lr) for x, lr in zip(last, _lrs(optimizer))
     ):
-        raise Mismatch(name, format_lrs(_lrs(optimizer)), last, step=step,
-                       detail="self._last_lr (what get_last_lr() returns)",
+        raise Mismatch(name, format_lrs(_lrs(optimizer)), last,
+                       detail=_at("self._last_lr (what get_last_lr() returns)", step),
                        cause="after writing the new lrs, step() must store them as a new list in "
                              "self._last_lr = [group['lr'] for group in …param_groups]")
 
@@ -142,7 +154,7 @@ def _start(name, scheduler, optimizer, lrs):
                       "earlier scheduler may already have changed)")
 
 
-@exercise("07.1", "The scheduler base class", reference=LRScheduler, hints=[
+@exercise("07.1", "The scheduler base class", reference=LRScheduler, library=[S.LRScheduler], hints=[
     "The constructor: for every group, group.setdefault('initial_lr', group['lr']) when "
     "last_epoch == -1, and raise KeyError when resuming (last_epoch ≥ 0) without it. Then "
     "self.base_lrs from those initial lrs, self.last_epoch = last_epoch, and one self.step().",
@@ -159,7 +171,7 @@ def check_base(candidate):
     _warm_up()
     Harmonic, Halving = _probes(candidate)
 
-    name = "a closed-form subclass (lr_0 / (t + 3)) on SGD with 2 groups, lrs [0.1, 0.02]"
+    name = "a closed-form subclass (lr_0 / (t + 3)) on SGD with 2 groups, lrs [0.1, 0.02], 150 steps"
     mine, theirs = _optimizer(), _optimizer()
     with case(name):
         scheduler = Harmonic(mine)
@@ -171,7 +183,7 @@ def check_base(candidate):
     _expect_lrs(name, _lrs(theirs), _lrs(mine), step=0, what="the groups' lrs after the constructor",
                 cause=_LATE if late else unwritten)
     _expect_last_lr(name, scheduler, mine, step=0)
-    _run_steps(name, scheduler, reference, (mine, theirs), 8)
+    _run_steps(name, scheduler, reference, (mine, theirs), 150)
 
     name = ("a recursive subclass (lr / 2 per step) built after torch's "
             "LinearLR(start_factor=0.25, total_iters=4), both stepped")
@@ -191,6 +203,7 @@ def check_base(candidate):
             chained[0].step()
         chained[1].step()
         _expect_lrs(name, _lrs(theirs), _lrs(mine), step=t)
+        _expect_last_lr(name, scheduler, mine, step=t)
 
     name = "resume: 4 steps, state_dicts saved, loaded into a new optimizer and scheduler, 5 more"
     mine = _optimizer()
@@ -242,8 +255,141 @@ def check_base(candidate):
                        detail="last_epoch after the constructor",
                        cause="the constructor starts from the given last_epoch and takes one step")
     _expect_lrs(name, _lrs(theirs), _lrs(mine), step=4)
-    return ("step 0 in the constructor, initial_lr kept, base_lrs, 8 steps against LambdaLR, a "
-            "recursive subclass chained after LinearLR, resume from state_dict and from last_epoch")
+    return ("step 0 in the constructor, initial_lr kept, base_lrs; a closed-form subclass against "
+            "LambdaLR for 150 steps (lrs, last_epoch, _last_lr); a recursive subclass chained after "
+            "LinearLR against ExponentialLR; resume from state_dict(); KeyError without initial_lr; "
+            "resume from last_epoch")
+
+
+# --------------------------------------------------------------------------
+# 07.2–07.4: candidate and reference stepped side by side, with events
+# --------------------------------------------------------------------------
+
+
+class Run(SchedulerCase):
+    """A :class:`SchedulerCase` with what can happen to a real run.
+
+    ``nudge``: optimizer steps (from 1) after which every group's lr is multiplied
+    by 0.5 by hand, before ``scheduler.step()``; ``resume_at``: after this many
+    steps both state dicts are saved and loaded into a new optimizer and a new
+    scheduler; ``rebuild_at``: after this many steps the optimizer's state dict is
+    loaded into a new optimizer and the scheduler rebuilt with ``last_epoch``.
+    ``expected``: builds the expected lrs instead of the exercise's reference.
+    """
+
+    def __init__(self, name, *, nudge=(), resume_at=None, rebuild_at=None, expected=None, **kwargs):
+        super().__init__(name, **kwargs)
+        self.nudge, self.resume_at, self.rebuild_at = set(nudge), resume_at, rebuild_at
+        self.expected = expected
+
+    @property
+    def label(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())
+        return f"{self.name}: {args}, {self.optimizer} with group lrs {list(self.lrs)}"
+
+
+def _new_optimizer(run, lrs=None):
+    groups = [{"params": [torch.zeros(1, requires_grad=True)], "lr": lr} for lr in lrs or run.lrs]
+    return getattr(torch.optim, run.optimizer)(groups)
+
+
+def _table(make, run, steps=None):
+    """[[lr of each group] before each optimizer step] under ``make(optimizer, **kwargs)`` and
+    the events of ``run``."""
+    optimizer = _new_optimizer(run)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's warnings about the order of the steps
+        scheduler = make(optimizer, **run.kwargs)
+        if run.chain is not None:
+            scheduler = S.ChainedScheduler([scheduler, run.chain(optimizer)])
+        rows = []
+        for t in range(run.steps if steps is None else steps):
+            if t == run.resume_at:  # a new process: other lrs until the state dicts are loaded
+                saved = optimizer.state_dict(), scheduler.state_dict()
+                optimizer = _new_optimizer(run, lrs=[0.7] * len(run.lrs))
+                scheduler = make(optimizer, **run.kwargs)
+                optimizer.load_state_dict(saved[0])
+                scheduler.load_state_dict(saved[1])
+            if t == run.rebuild_at:  # the optimizer's state, and the scheduler rebuilt from the step count
+                saved = optimizer.state_dict()
+                optimizer = _new_optimizer(run, lrs=[0.7] * len(run.lrs))
+                optimizer.load_state_dict(saved)
+                scheduler = make(optimizer, last_epoch=t - 1, **run.kwargs)
+            rows.append([group["lr"] for group in optimizer.param_groups])
+            optimizer.step()
+            if t + 1 in run.nudge:
+                for group in optimizer.param_groups:
+                    group["lr"] *= 0.5
+            scheduler.step()
+    return rows
+
+
+def _same_lr(a, b):
+    return _is_number(a) and _is_number(b) and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-15)
+
+
+def _first_difference(expected, got):
+    """(step index, group) of the first lr that differs, or None."""
+    for t, (want, have) in enumerate(zip(expected, got, strict=True)):
+        if len(want) != len(have):
+            return t, min(len(want), len(have))
+        for g, (e, h) in enumerate(zip(want, have)):
+            if not _same_lr(e, h):
+                return t, g
+    return None
+
+
+def shown(expected, got):
+    """Both numbers with the fewest significant digits (at least 6) that tell them apart."""
+    if not (_is_number(expected) and _is_number(got)):
+        return expected, got
+    for digits in range(6, 18):
+        a, b = f"{expected:.{digits}g}", f"{got:.{digits}g}"
+        if a != b:
+            return a, b
+    return a, b
+
+
+def _compare(candidate, reference, runs, mistakes):
+    """Step the candidate and the reference on every run; raise ``Mismatch`` at the first lr that
+    differs, with the first mistake that replays the candidate's lrs there and in every run
+    before. Returns what was verified."""
+    passed = []
+    for run in runs:
+        with untimed():  # the reference's time (and torch's first-step imports) is not the candidate's
+            expected = _table(run.expected or reference, run)
+        with case(run.label):
+            got = _table(candidate, run)
+        where = _first_difference(expected, got)
+        if where is None:
+            passed.append((run, expected))
+            continue
+        t, g = where
+        value = got[t][g] if g < len(got[t]) else "no lr"
+        if _is_number(value):
+            cause = _replayed(mistakes, [(run, got[: t + 1]), *passed])
+        else:
+            cause = lr_kind_cause(value) if g < len(got[t]) else "get_lr() must return one lr per param group"
+        want, have = shown(expected[t][g], value)
+        raise Mismatch(
+            run.label, want, have, step=t + 1,
+            detail=f"the lr of param group {g} (of {len(run.lrs)}) that optimizer step {t + 1} trains with "
+                   f"(last_epoch {t}); all groups: expected {format_lrs(expected[t])}, "
+                   f"got {format_lrs(got[t])}",
+            cause=cause,
+        )
+    return "; ".join(run.name for run in runs)
+
+
+def _replayed(mistakes, runs):
+    """The first mistake that gives the lrs of every ``(run, rows)``, or None."""
+    for description, wrong in mistakes.items():
+        try:
+            if all(_first_difference(_table(wrong, run, len(rows)), rows) is None for run, rows in runs):
+                return description
+        except Exception:  # noqa: BLE001, S112 (a mistake that crashes reproduces nothing)
+            continue
+    return None
 
 
 # --------------------------------------------------------------------------
@@ -300,22 +446,25 @@ STEP_MISTAKES = {
         _CompoundingStepLR,
     "every group got group 0's lr: compute each group's new lr from its own group['lr']":
         _FirstGroupStepLR,
-    "your StepLR is a closed form on base_lrs: right on its own, but in a ChainedScheduler it "
-    "overwrites the other scheduler's factor every step; multiply the current group['lr'] by "
-    "gamma at a drop, as torch does":
+    "your StepLR does not start from the lr it finds in each group (it computes from base_lrs, or "
+    "from lrs it keeps itself), so it overwrites what another scheduler in a ChainedScheduler, or "
+    "a change by hand, did to the lr; multiply the current group['lr'] by gamma at a drop, as torch does":
         _ClosedFormStepLR,
 }
 
 _exp = functools.partial(S.ExponentialLR, gamma=0.9)
 STEP_CASES = (
-    SchedulerCase("halve every 3 steps", step_size=3, gamma=0.5, steps=14),
-    SchedulerCase("default gamma", step_size=4, lrs=(1.0, 0.3), optimizer="Adam", steps=14),
-    SchedulerCase("a drop every step", step_size=1, gamma=0.8, lrs=(0.5, 0.05), steps=6),
-    SchedulerCase("chained with ExponentialLR(gamma=0.9)", step_size=3, gamma=0.5, steps=10, chain=_exp),
+    Run("halve every 3 steps, SGD", step_size=3, gamma=0.5, steps=14),
+    Run("default gamma, Adam", step_size=4, lrs=(1.0, 0.3), optimizer="Adam", steps=14),
+    Run("a drop every step", step_size=1, gamma=0.8, lrs=(0.5, 0.05), steps=6),
+    Run("chained with ExponentialLR(gamma=0.9)", step_size=3, gamma=0.5, steps=10, chain=_exp),
+    Run("the lr halved by hand after steps 2 and 7", step_size=3, gamma=0.5, steps=12, nudge=(2, 7)),
+    Run("165 steps, 3 groups", step_size=40, gamma=0.5, lrs=(0.1, 0.02, 0.005), steps=165),
+    Run("resumed from state_dict()s after 8 steps", step_size=3, gamma=0.5, steps=16, resume_at=8),
 )
 
 
-@exercise("07.2", "StepLR, the recursive way", reference=StepLR, hints=[
+@exercise("07.2", "StepLR, the recursive way", reference=StepLR, library=[S.StepLR], hints=[
     "get_lr() returns one lr per group, computed from the group's current lr: most steps leave "
     "it as it is; at a drop it is multiplied by self.gamma.",
     "A drop happens when self.last_epoch > 0 and self.last_epoch % self.step_size == 0. Step 0 "
@@ -324,7 +473,8 @@ STEP_CASES = (
     "[group['lr'] * self.gamma if drop else group['lr'] for group in self.optimizer.param_groups]",
 ])
 def check_step_lr(candidate):
-    return compare_scheduler(candidate, S.StepLR, STEP_CASES, mistakes=STEP_MISTAKES)
+    verified = _compare(candidate, S.StepLR, STEP_CASES, STEP_MISTAKES)
+    return f"every param group's lr at every step against torch's StepLR: {verified}"
 
 
 # --------------------------------------------------------------------------
@@ -416,6 +566,9 @@ COSINE_MISTAKES = {
     "your cosine runs from step 0 over all total_steps; it starts after the warmup: "
     "progress (t − W)/(T − W)":
         _cosine_variant(progress=lambda t, W, T: t / T),
+    "your cosine's progress is (t − W)/T: it starts at the end of the warmup but spreads over "
+    "total_steps, so it is still above eta_min at step T; the cosine lasts T − W steps: (t − W)/(T − W)":
+        _cosine_variant(progress=lambda t, W, T: (t - W) / T),
     "after total_steps your cosine climbs back up: hold eta_min for t > total_steps":
         _cosine_variant(hold=False),
     "eta_min is a learning rate, like torch's CosineAnnealingLR's: the floor is eta_min "
@@ -423,16 +576,24 @@ COSINE_MISTAKES = {
         _cosine_variant(floor=lambda eta_min, lr_0: eta_min * lr_0),
 }
 
+_COSINE = {"warmup_steps": 5, "total_steps": 20, "eta_min": 0.001}
 COSINE_CASES = (
-    SchedulerCase("warmup, cosine, floor", warmup_steps=5, total_steps=20, eta_min=0.001, steps=26),
-    SchedulerCase("no warmup", warmup_steps=0, total_steps=10, lrs=(0.5, 0.05), steps=14),
-    SchedulerCase("one warmup step", warmup_steps=1, total_steps=8, eta_min=0.01, lrs=(1.0, 0.2),
-                  optimizer="Adam", steps=12),
-    SchedulerCase("a long run", warmup_steps=10, total_steps=60, eta_min=1e-4, lrs=(3e-3, 1e-3), steps=64),
+    Run("warmup, cosine, floor", **_COSINE, steps=26),
+    Run("no warmup", warmup_steps=0, total_steps=10, lrs=(0.5, 0.05), steps=14),
+    Run("one warmup step, Adam", warmup_steps=1, total_steps=8, eta_min=0.01, lrs=(1.0, 0.2),
+        optimizer="Adam", steps=12),
+    Run("160 steps, 3 groups", warmup_steps=10, total_steps=150, eta_min=1e-4, lrs=(3e-3, 1e-3, 5e-4),
+        steps=160),
+    Run("the lr halved by hand after steps 3, 10 and 22 (a closed form overwrites it)", **_COSINE,
+        steps=26, nudge=(3, 10, 22), expected=WarmupCosine),
+    Run("resumed from state_dict()s after 9 steps", **_COSINE, steps=24, resume_at=9, expected=WarmupCosine),
+    Run("rebuilt with last_epoch after 12 steps", **_COSINE, steps=24, rebuild_at=12, expected=WarmupCosine),
 )
 
 
-@exercise("07.3", "Linear warmup + cosine decay, closed form", reference=WarmupCosine, hints=[
+@exercise("07.3", "Linear warmup + cosine decay, closed form", reference=WarmupCosine,
+          library=[warmup_cosine_torch, S.CosineAnnealingLR, ours.CosineAnnealingLR, S.LinearLR,
+                   ours.LinearLR, S.SequentialLR, ours.SequentialLR], hints=[
     "A closed form needs only self.last_epoch (t) and self.base_lrs: return one lr per base lr. "
     "Three phases: t < warmup_steps, up to total_steps, after.",
     "Warmup: lr_0·(t + 1)/(W + 1). Cosine: p = (t − W)/(T − W) and eta_min + (lr_0 − eta_min)·"
@@ -442,7 +603,8 @@ COSINE_CASES = (
     "for _ in self.base_lrs]; otherwise the cosine formula for each lr_0.",
 ])
 def check_warmup_cosine(candidate):
-    return compare_scheduler(candidate, warmup_cosine_torch, COSINE_CASES, mistakes=COSINE_MISTAKES)
+    verified = _compare(candidate, warmup_cosine_torch, COSINE_CASES, COSINE_MISTAKES)
+    return f"every param group's lr at every step against torch's LinearLR → CosineAnnealingLR: {verified}"
 
 
 # --------------------------------------------------------------------------
@@ -457,7 +619,8 @@ _DECAYS = {
 }
 
 
-def _wsd_variant(warmup=lambda t, W: t / W, decay_offset=0, hold=True, floor=lambda r, lr_0: r * lr_0):
+def _wsd_variant(warmup=lambda t, W: t / W, decay_offset=0, hold=True, floor=lambda r, lr_0: r * lr_0,
+                 shape=lambda name: name):
     """A WarmupStableDecay with one phase written wrongly."""
 
     class Wrong(WarmupStableDecay):
@@ -472,7 +635,8 @@ def _wsd_variant(warmup=lambda t, W: t / W, decay_offset=0, hold=True, floor=lam
                 elif t < start:
                     lrs.append(lr_0)
                 elif t < start + D or not hold:
-                    lrs.append(low + (lr_0 - low) * _DECAYS[self.decay]((t - start + decay_offset) / D))
+                    g = _DECAYS[shape(self.decay)]((t - start + decay_offset) / D)
+                    lrs.append(low + (lr_0 - low) * g)
                 else:
                     lrs.append(low)
             return lrs
@@ -490,6 +654,19 @@ class _OneBaseWSD(WarmupStableDecay):
         return [self.base_lrs[0] * self.factor(self.last_epoch) for _ in self.base_lrs]
 
 
+class _FactorAsLrWSD(WarmupStableDecay):
+    def get_lr(self):
+        return [self.factor(self.last_epoch) for _ in self.base_lrs]
+
+
+class _StableKeepsLrWSD(WarmupStableDecay):
+    def get_lr(self):
+        t, start = self.last_epoch, self.warmup_steps + self.stable_steps
+        if self.warmup_steps <= t < start:
+            return [g["lr"] for g in self.optimizer.param_groups]
+        return super().get_lr()
+
+
 WSD_MISTAKES = {
     "your warmup starts at lr_0/(W + 1), as in 07.3; WSD's starts at 0: lr_0·t/W":
         _wsd_variant(warmup=lambda t, W: (t + 1) / (W + 1)),
@@ -504,21 +681,35 @@ WSD_MISTAKES = {
     "min_lr_ratio is a fraction of each group's lr: the floor is min_lr_ratio·lr_0, "
     "not min_lr_ratio itself":
         _wsd_variant(floor=lambda r, lr_0: r),
+    "your decay is always linear: use the shape that self.decay names, DECAYS[self.decay](p)":
+        _wsd_variant(shape=lambda name: "linear"),
+    "get_lr() returns the factor lr_t/lr_0 itself: multiply it by each group's base lr, "
+    "[lr_0 * factor for lr_0 in self.base_lrs]":
+        _FactorAsLrWSD,
     "you multiply the *current* lr by the closed-form factor, so the factors compound; "
     "compute from self.base_lrs and self.last_epoch only":
         _CompoundingWSD,
     "every group follows group 0: compute each group's lr from its own base lr "
     "(for lr_0 in self.base_lrs)":
         _OneBaseWSD,
+    "in the stable phase you keep the current group['lr']: a closed form writes lr_0 there too "
+    "(from self.base_lrs), whatever happened to the lr before":
+        _StableKeepsLrWSD,
 }
 
+_WSD = {"warmup_steps": 3, "stable_steps": 5, "decay_steps": 4, "min_lr_ratio": 0.1}
 WSD_CASES = (
-    SchedulerCase("linear decay", warmup_steps=3, stable_steps=5, decay_steps=4, min_lr_ratio=0.1,
-                  steps=16),
-    SchedulerCase("cosine decay, no warmup", warmup_steps=0, stable_steps=2, decay_steps=5,
-                  decay="cosine", lrs=(1.0, 0.25), steps=10),
-    SchedulerCase("1-sqrt decay, no stable phase", warmup_steps=2, stable_steps=0, decay_steps=6,
-                  min_lr_ratio=0.2, decay="1-sqrt", lrs=(0.3, 0.01), optimizer="Adam", steps=12),
+    Run("linear decay (the default)", **_WSD, steps=16),
+    Run("cosine decay, no warmup", warmup_steps=0, stable_steps=2, decay_steps=5,
+        decay="cosine", lrs=(1.0, 0.25), steps=10),
+    Run("1-sqrt decay, no stable phase, Adam", warmup_steps=2, stable_steps=0, decay_steps=6,
+        min_lr_ratio=0.2, decay="1-sqrt", lrs=(0.3, 0.01), optimizer="Adam", steps=12),
+    Run("170 steps, cosine, 3 groups", warmup_steps=20, stable_steps=100, decay_steps=40, min_lr_ratio=0.05,
+        decay="cosine", lrs=(0.1, 0.03, 0.01), steps=170),
+    Run("the lr halved by hand after steps 2, 5, 10 and 14 (a closed form overwrites it)", **_WSD,
+        steps=16, nudge=(2, 5, 10, 14), expected=WarmupStableDecay),
+    Run("resumed from state_dict()s after 6 steps", **_WSD, decay="1-sqrt", steps=16, resume_at=6),
+    Run("rebuilt with last_epoch after 9 steps", **_WSD, steps=16, rebuild_at=9),
 )
 
 
@@ -532,4 +723,5 @@ WSD_CASES = (
     "self.last_epoch) for lr_0 in self.base_lrs].",
 ])
 def check_wsd(candidate):
-    return compare_scheduler(candidate, WarmupStableDecay, WSD_CASES, mistakes=WSD_MISTAKES)
+    verified = _compare(candidate, WarmupStableDecay, WSD_CASES, WSD_MISTAKES)
+    return f"every param group's lr at every step against helpers.lr_scheduler.WarmupStableDecay: {verified}"

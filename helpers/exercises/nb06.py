@@ -14,6 +14,8 @@ import torch
 from torch.optim import lr_scheduler
 
 from helpers import lr_scheduler as ours
+from torch.optim.optimizer import register_optimizer_step_pre_hook
+
 from helpers.checking import Mismatch, case, exercise, untimed
 from helpers.lr_scheduler import WarmupStableDecay, lr_curve
 
@@ -114,10 +116,14 @@ def predictions():
 
 
 def _close(expected, got):
-    return math.isclose(expected, got, rel_tol=1e-3, abs_tol=1e-9)
+    """Within the notebook's printed precision (4 decimals) and far tighter for these round answers."""
+    return math.isclose(expected, got, rel_tol=1e-4, abs_tol=1e-12)
 
 
-@exercise("06.1", "Predict the learning rate", reference=predictions, hints=[
+@exercise("06.1", "Predict the learning rate", reference=predictions,
+          library=[lr_curve, S.StepLR, S.MultiStepLR, S.ExponentialLR, S.CosineAnnealingLR, S.LinearLR,
+                   S.SequentialLR, ours.StepLR, ours.MultiStepLR, ours.ExponentialLR, ours.CosineAnnealingLR,
+                   ours.LinearLR, ours.SequentialLR], hints=[
     "Epoch e prints the lr *before* its own scheduler.step(): after e − 1 calls. The constructor "
     "has already set the lr of step 0, so epoch 1 prints it.",
     "StepLR: lr·gamma^⌊t/step_size⌋. MultiStepLR: lr·gamma^(milestones ≤ t). ExponentialLR: "
@@ -176,12 +182,13 @@ def warmup_cosine(step, warmup_steps, total_steps, base_lr, min_lr):
     return lr / base_lr
 
 
-def _mistake(warmup, cosine, after=None):
-    """A wrong factor function built from its phases; ``after`` None keeps the cosine going."""
+def _mistake(warmup, cosine, after=None, warmup_lr=False):
+    """A wrong factor function built from its phases; ``after`` None keeps the cosine going;
+    ``warmup_lr``: the warmup returns an lr instead of a factor."""
 
     def factor(t, W, T, base, low):
         if t < W:
-            return warmup(t, W)
+            return warmup(t, W) * (base if warmup_lr else 1)
         if after is not None and t >= T:
             return after(base, low)
         return cosine(t, W, T, base, low)
@@ -214,6 +221,14 @@ WARMUP_MISTAKES = {
     "warmup: progress = (t − W)/(T − W)":
         _mistake(lambda t, W: t / W, lambda t, W, T, base, low: (low + (base - low) * _cos(t / T)) / base,
                  lambda base, low: low / base),
+    "your cosine's progress is (t − W)/T: it starts at the end of the warmup but spreads over "
+    "total_steps, so it has not reached min_lr at step T; it lasts T − W steps: (t − W)/(T − W)":
+        _mistake(lambda t, W: t / W,
+                 lambda t, W, T, base, low: (low + (base - low) * _cos((t - W) / T)) / base,
+                 lambda base, low: low / base),
+    "your warmup returns the learning rate base_lr·t/W, not the factor t/W: LambdaLR multiplies "
+    "it by base_lr once more":
+        _mistake(lambda t, W: t / W, _ratio_cosine, lambda base, low: low / base, warmup_lr=True),
 }
 
 WARMUP_CASES = (  # (name, W, T, base_lr, min_lr, steps run)
@@ -221,6 +236,7 @@ WARMUP_CASES = (  # (name, W, T, base_lr, min_lr, steps run)
     ("W=1, T=10, base_lr=2.0, min_lr=0.0", 1, 10, 2.0, 0.0, 12),
     ("no warmup: W=0, T=8, base_lr=0.5, min_lr=0.05", 0, 8, 0.5, 0.05, 10),
     ("W=10, T=100, base_lr=3e-4, min_lr=3e-5", 10, 100, 3e-4, 3e-5, 105),
+    ("W=20, T=150, base_lr=0.05, min_lr=5e-4, 170 steps", 20, 150, 0.05, 5e-4, 170),
 )
 
 
@@ -242,7 +258,8 @@ def _phase(t, W, T):
     return "cosine" if t <= T else "after total_steps"
 
 
-@exercise("06.2", "Warmup + cosine with LambdaLR", reference=warmup_cosine, hints=[
+@exercise("06.2", "Warmup + cosine with LambdaLR", reference=warmup_cosine,
+          library=[WarmupStableDecay, S.CosineAnnealingLR, ours.CosineAnnealingLR], hints=[
     "LambdaLR sets lr = initial_lr · factor(t), with t = 0 at construction. So return the lr you "
     "want divided by base_lr. Three phases: t < warmup_steps, up to total_steps, after.",
     "Warmup: t / warmup_steps (0 at t = 0, reaching 1 at t = warmup_steps, where the cosine "
@@ -253,6 +270,7 @@ def _phase(t, W, T):
 ])
 def check_warmup_cosine(candidate):
     _warm_up()
+    passed = []
     for name, W, T, base, low, steps in WARMUP_CASES:
         with case(name):
             first = candidate(0, W, T, base, low)
@@ -265,12 +283,24 @@ def check_warmup_cosine(candidate):
             got = [float(lr) for lr in _lambda_lrs(candidate, W, T, base, low, steps)]
         for t, (e, g) in enumerate(zip(expected, got)):
             if not math.isclose(e, g, rel_tol=1e-9, abs_tol=1e-15):
-                cause = next((why for why, wrong in WARMUP_MISTAKES.items()
-                              if _same_lrs(_lambda_lrs(wrong, W, T, base, low, steps), got)), None)
-                raise Mismatch(name, e, g, step=t,
-                               detail=f"the lr of step {t} ({_phase(t, W, T)} phase)", cause=cause)
-    return (f"{len(WARMUP_CASES)} settings (with and without warmup, past total_steps): "
-            "LambdaLR with your factor gives the lr of WarmupStableDecay at every step")
+                runs = [((W, T, base, low), got), *passed]
+                cause = next((why for why, wrong in WARMUP_MISTAKES.items() if _replays(wrong, runs)), None)
+                want, have = _shown(e, g)
+                raise Mismatch(name, want, have, step=t + 1,
+                               detail=f"the lr of optimizer step {t + 1}: LambdaLR's base_lr · your "
+                                      f"factor at step={t} ({_phase(t, W, T)} phase)", cause=cause)
+        passed.append(((W, T, base, low), got))
+    return (f"{len(WARMUP_CASES)} settings (with and without warmup, past total_steps, up to "
+            f"{max(c[-1] for c in WARMUP_CASES)} steps): LambdaLR with your factor gives the lr of "
+            "WarmupStableDecay at every step")
+
+
+def _replays(wrong, runs):
+    """True if the factor ``wrong`` gives the lrs of every ``((W, T, base_lr, min_lr), lrs)``."""
+    try:
+        return all(_same_lrs(_lambda_lrs(wrong, *settings, len(lrs)), lrs) for settings, lrs in runs)
+    except Exception:  # noqa: BLE001 (a mistake that crashes reproduces nothing)
+        return False
 
 
 def _same_lrs(a, b):
@@ -325,7 +355,7 @@ def _curve_cause(expected, got):
     "MultiStepLR multiplies the lr by the same gamma at every milestone.",
     "Epoch e trains with the lr after e − 1 scheduler steps, and milestone m takes effect after "
     "m steps. So a drop first seen in epoch 21 is milestone 20. gamma = 0.2 / 0.8.",
-    "return lr_scheduler.MultiStepLR(optimizer, milestones=[20, 50, 70], gamma=0.25)",
+    "return optim.lr_scheduler.MultiStepLR(optimizer, milestones=[20, 50, 70], gamma=0.25)",
 ])
 def check_multistep(candidate):
     _warm_up()
@@ -342,6 +372,231 @@ def check_multistep(candidate):
                              "exercise is about choosing its milestones and gamma")
     for t, (e, g) in enumerate(zip(TARGET, got)):
         if not math.isclose(e, g, rel_tol=1e-9):
-            raise Mismatch(name, e, g, detail=f"the lr of epoch {t + 1} (after {t} scheduler steps)",
+            want, have = _shown(e, g)
+            raise Mismatch(name, want, have, detail=f"the lr of epoch {t + 1} (after {t} scheduler steps)",
                            cause=_curve_cause(TARGET, got))
     return f"MultiStepLR gives the target lr in all {len(TARGET)} epochs"
+
+
+# --------------------------------------------------------------------------
+# 06.4 — a one-cycle schedule, stepped per batch
+# --------------------------------------------------------------------------
+
+
+def train_one_cycle(model, batches, epochs, max_lr):
+    """Train ``model`` with SGD and a OneCycleLR stepped after every batch; the lr of every step."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=max_lr, momentum=0.9)
+    scheduler = lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, epochs=epochs, steps_per_epoch=len(batches))
+    lrs = []
+    for _ in range(epochs):
+        for x, y in batches:
+            optimizer.zero_grad()
+            torch.nn.functional.mse_loss(model(x), y).backward()
+            lrs.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+    return lrs
+
+
+def _one_cycle_variant(*, size=lambda E, B: {"epochs": E, "steps_per_epoch": B}, per_batch=True,
+                       scheduler_first=False, log_after=False, zero_grad=True, fresh_each_epoch=False):
+    """``train_one_cycle`` with one thing done wrongly."""
+
+    def train(model, batches, epochs, max_lr):
+        optimizer = torch.optim.SGD(model.parameters(), lr=max_lr, momentum=0.9)
+        E, B = epochs, len(batches)
+        make = functools.partial(lr_scheduler.OneCycleLR, optimizer, max_lr=max_lr)
+        scheduler = make(**size(E, B))
+        lrs = []
+        for epoch in range(epochs):
+            if fresh_each_epoch and epoch > 0:
+                scheduler = make(**size(E, B))
+            for x, y in batches:
+                if zero_grad:
+                    optimizer.zero_grad()
+                torch.nn.functional.mse_loss(model(x), y).backward()
+                if not log_after:
+                    lrs.append(optimizer.param_groups[0]["lr"])
+                if per_batch and scheduler_first:
+                    scheduler.step()
+                optimizer.step()
+                if per_batch and not scheduler_first:
+                    scheduler.step()
+                if log_after:
+                    lrs.append(optimizer.param_groups[0]["lr"])
+            if not per_batch:
+                scheduler.step()
+        return lrs
+
+    return train
+
+
+ONE_CYCLE_MISTAKES = {
+    "you step the scheduler once per epoch: OneCycleLR's schedule here counts batches "
+    "(epochs × len(batches) steps); call scheduler.step() after every optimizer.step(), "
+    "inside the batch loop":
+        _one_cycle_variant(per_batch=False),
+    "your OneCycleLR is sized in epochs (total_steps=epochs) and stepped once per epoch: the lr "
+    "changes only between epochs; size it epochs × len(batches) and step it after every batch":
+        _one_cycle_variant(size=lambda E, B: {"total_steps": E}, per_batch=False),
+    "you build a new OneCycleLR every epoch, so each epoch runs a whole cycle: build it once, "
+    "before the loops, for all epochs × len(batches) steps":
+        _one_cycle_variant(size=lambda E, B: {"total_steps": B}, fresh_each_epoch=True),
+    "your OneCycleLR has one step too many (total_steps = epochs × len(batches) + 1), so its "
+    "cycle is stretched and never reaches its end: size it exactly epochs × len(batches)":
+        _one_cycle_variant(size=lambda E, B: {"total_steps": E * B + 1}),
+    "you call scheduler.step() before optimizer.step(): each batch trains with the next batch's lr "
+    "(the first value of the schedule is skipped); step the optimizer first":
+        _one_cycle_variant(scheduler_first=True),
+    "you record the lr after scheduler.step(): that is the next batch's lr; record "
+    "optimizer.param_groups[0]['lr'] before optimizer.step()":
+        _one_cycle_variant(log_after=True),
+    "the gradients accumulate from batch to batch: call optimizer.zero_grad() before each backward()":
+        _one_cycle_variant(zero_grad=False),
+}
+
+ONE_CYCLE_CASES = (  # (name, epochs, batches, batch size, features, outputs, max_lr, seed)
+    ("3 epochs of 4 batches, max_lr=0.05", 3, 4, 8, 3, 1, 0.05, 0),
+    ("2 epochs of 5 batches, max_lr=0.2", 2, 5, 4, 2, 2, 0.2, 1),
+    ("8 epochs of 20 batches (160 steps), max_lr=0.1", 8, 20, 4, 3, 1, 0.1, 2),
+)
+
+
+def _one_cycle_task(B, n, features, outputs, seed):
+    """A float64 linear model and ``B`` seeded mini-batches of a noisy linear target."""
+    data = torch.Generator().manual_seed(seed)
+    x = torch.randn(B * n, features, generator=data, dtype=torch.float64)
+    y = x @ torch.randn(features, outputs, generator=data, dtype=torch.float64) + 0.1 * torch.randn(
+        B * n, outputs, generator=data, dtype=torch.float64)
+    torch.manual_seed(seed)
+    model = torch.nn.Linear(features, outputs, dtype=torch.float64)
+    return model, list(zip(x.split(n), y.split(n), strict=True))
+
+
+@dataclass(frozen=True)
+class _OneCycleRun:
+    """What one run shows: the lr each optimizer step trained with, the returned lrs, the weights."""
+
+    used: list
+    returned: object
+    weights: dict
+
+    def same(self, other):
+        same_weights = all(torch.allclose(w, other.weights[k], rtol=1e-10, atol=1e-12)
+                           for k, w in self.weights.items())
+        return (_same_lrs(self.used, other.used) and isinstance(other.returned, list)
+                and all(_number(x) is not None for x in other.returned)
+                and _same_lrs(self.returned, other.returned) and same_weights)
+
+
+def _run_one_cycle(train, spec):
+    _, epochs, B, n, features, outputs, max_lr, seed = spec
+    model, batches = _one_cycle_task(B, n, features, outputs, seed)
+    used = []
+    hook = register_optimizer_step_pre_hook(lambda optimizer, args, kwargs: used.append(
+        optimizer.param_groups[0]["lr"]))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's warning when scheduler.step() comes first
+            returned = train(model, batches, epochs, max_lr)
+    finally:
+        hook.remove()
+    weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    if isinstance(returned, tuple):
+        returned = list(returned)
+    if isinstance(returned, list):
+        returned = [_number(lr) if _number(lr) is not None else lr for lr in returned]
+    return _OneCycleRun(used, returned, weights)
+
+
+def _one_cycle_cause(runs):
+    """The first mistake that reproduces every ``(spec, run)``, or None."""
+    for why, wrong in ONE_CYCLE_MISTAKES.items():
+        try:
+            if all(_run_one_cycle(wrong, spec).same(run) for spec, run in runs):
+                return why
+        except Exception:  # noqa: BLE001, S112 (a mistake that crashes reproduces nothing)
+            continue
+    return None
+
+
+@exercise("06.4", "A one-cycle schedule, stepped per batch", reference=train_one_cycle, hints=[
+    "Build the OneCycleLR once, before the loops, for the whole run: epochs=epochs and "
+    "steps_per_epoch=len(batches) (or total_steps=epochs * len(batches)).",
+    "In the batch loop: zero_grad, loss, backward, record optimizer.param_groups[0]['lr'], "
+    "optimizer.step(), then scheduler.step(). Nothing is stepped after the epoch.",
+    "scheduler = optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, epochs=epochs, "
+    "steps_per_epoch=len(batches)); then for each epoch, for x, y in batches: optimizer.zero_grad(); "
+    "F.mse_loss(model(x), y).backward(); lrs.append(optimizer.param_groups[0]['lr']); "
+    "optimizer.step(); scheduler.step(). return lrs",
+])
+def check_one_cycle(candidate):
+    _warm_up()
+    passed = []
+    for spec in ONE_CYCLE_CASES:
+        name, epochs, B = spec[:3]
+        with untimed():
+            expected = _run_one_cycle(train_one_cycle, spec)
+        with case(name):
+            got = _run_one_cycle(candidate, spec)
+        _expect_one_cycle(name, epochs, B, expected, got, [(spec, got), *passed])
+        passed.append((spec, got))
+    return (f"{len(ONE_CYCLE_CASES)} runs (up to 160 steps): the lr every batch trains with, the lrs "
+            "you return, and the trained weights match SGD with OneCycleLR stepped after every batch")
+
+
+_USED = "the lr that optimizer step {k} trained with"
+_LOGGED = "the lr your list gives for optimizer step {k}"
+
+
+def _expect_one_cycle(name, epochs, B, expected, got, runs):
+    """Raise ``Mismatch`` at the first difference: in the lrs used, the lrs returned, the weights."""
+    steps = epochs * B
+    if not isinstance(got.returned, list):
+        raise Mismatch(name, f"a list of {steps} lrs", got.returned,
+                       cause="return the list of lrs, one per optimizer step"
+                             + (" (did you forget `return`?)" if got.returned is None else ""))
+    for what, want, have in (("optimizer steps", expected.used, got.used),
+                             ("lrs in your list", expected.returned, got.returned)):
+        if len(have) != len(want):
+            raise Mismatch(name, f"{len(want)} {what}", f"{len(have)} {what}",
+                           cause=_one_cycle_cause(runs)
+                           or f"one optimizer step and one lr per batch: {epochs} × {B} = {steps}")
+    for what, want, have in ((_USED, expected.used, got.used), (_LOGGED, expected.returned, got.returned)):
+        where = _differing_step(want, have)
+        if where is not None:
+            i, e, g = where
+            e, g = _shown(e, g)
+            raise Mismatch(name, e, g, step=i + 1,
+                           detail=what.format(k=i + 1) + f" (epoch {i // B + 1}, batch {i % B + 1})",
+                           cause=_one_cycle_cause(runs))
+    for key, weight in expected.weights.items():
+        mine = got.weights[key]
+        if not torch.allclose(weight, mine, rtol=1e-10, atol=1e-12):
+            raise Mismatch(name, _values(weight), _values(mine),
+                           detail=f"the trained model's {key} after {steps} steps (largest difference "
+                                  f"{(weight - mine).abs().max().item():.2g})",
+                           cause=_one_cycle_cause(runs))
+
+
+def _values(tensor):
+    return "[" + ", ".join(f"{v:.6g}" for v in tensor.flatten().tolist()) + "]"
+
+
+def _differing_step(expected, got):
+    """(index, expected, got) of the first lr that differs, or None."""
+    for i, (e, g) in enumerate(zip(expected, got, strict=True)):
+        if _number(g) is None or not math.isclose(e, g, rel_tol=1e-9, abs_tol=1e-15):
+            return i, e, g
+    return None
+
+
+def _shown(expected, got):
+    """Both numbers with the fewest significant digits (at least 6) that tell them apart."""
+    if _number(got) is None:
+        return f"{expected:.6g}", got
+    for digits in range(6, 18):
+        a, b = f"{expected:.{digits}g}", f"{got:.{digits}g}"
+        if a != b:
+            break
+    return a, b

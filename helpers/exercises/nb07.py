@@ -367,7 +367,7 @@ def _compare(candidate, reference, runs, mistakes):
         t, g = where
         value = got[t][g] if g < len(got[t]) else "no lr"
         if _is_number(value):
-            cause = _replayed(mistakes, [(run, got[: t + 1]), *passed])
+            cause = _replayed(mistakes, [(run, got), *passed])
         else:
             cause = lr_kind_cause(value) if g < len(got[t]) else "get_lr() must return one lr per param group"
         want, have = shown(expected[t][g], value)

@@ -28,7 +28,7 @@ from .widgets import PicturePanel
 __all__ = ["SCHEDULES", "Param", "Schedule", "ScheduleExplorer", "plot_schedule"]
 
 
-def plot_schedule(lrs, ax=None, title=None, log=False):
+def plot_schedule(lrs, ax=None, title=None, log=False, label=None):
     """Draw the learning rate of every step as a staircase (it is constant within a step).
 
     Args:
@@ -36,6 +36,7 @@ def plot_schedule(lrs, ax=None, title=None, log=False):
         ax: where to draw; a new 6×3 figure if omitted.
         title: the axes' title.
         log: use a logarithmic lr axis (geometric decays become straight lines).
+        label: the curve's name in a legend (``ax.legend()``).
 
     Returns:
         The axes.
@@ -43,7 +44,7 @@ def plot_schedule(lrs, ax=None, title=None, log=False):
     if ax is None:
         ax = plt.subplots(figsize=(6, 3))[1]
     steps = range(len(lrs) + 1)
-    ax.stairs(lrs, steps, color=COLORS[0], linewidth=1.5, baseline=None)
+    ax.stairs(lrs, steps, color=COLORS[0], linewidth=1.5, baseline=None, label=label)
     ax.set_xlim(0, len(lrs))
     if log:
         ax.set_yscale("log")

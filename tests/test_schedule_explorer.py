@@ -92,3 +92,13 @@ def test_plot_schedule_draws_a_staircase():
     assert ax.get_xlim() == (0, 3) and ax.get_ylim()[0] == 0 and ax.get_title() == "t"
     assert plot_schedule([1.0, 0.1], log=True).get_yscale() == "log"
     matplotlib.pyplot.close("all")
+
+
+def test_plot_schedule_labels_its_curve_for_a_legend():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    plot_schedule([0.1, 0.05], ax=ax, label="yours")
+    ax.stairs([0.1, 0.05], range(3), label="reference")
+    assert [text.get_text() for text in ax.legend().get_texts()] == ["yours", "reference"]
+    plt.close(fig)

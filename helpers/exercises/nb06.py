@@ -525,6 +525,7 @@ def _one_cycle_cause(runs):
     "steps_per_epoch=len(batches) (or total_steps=epochs * len(batches)).",
     "In the batch loop: zero_grad, loss, backward, record optimizer.param_groups[0]['lr'], "
     "optimizer.step(), then scheduler.step(). Nothing is stepped after the epoch.",
+    "optimizer = optim.SGD(model.parameters(), lr=max_lr, momentum=0.9); "
     "scheduler = optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, epochs=epochs, "
     "steps_per_epoch=len(batches)); then for each epoch, for x, y in batches: optimizer.zero_grad(); "
     "F.mse_loss(model(x), y).backward(); lrs.append(optimizer.param_groups[0]['lr']); "

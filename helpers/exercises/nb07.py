@@ -604,7 +604,8 @@ COSINE_CASES = (
 ])
 def check_warmup_cosine(candidate):
     verified = _compare(candidate, warmup_cosine_torch, COSINE_CASES, COSINE_MISTAKES)
-    return f"every param group's lr at every step against torch's LinearLR → CosineAnnealingLR: {verified}"
+    return ("every param group's lr at every step against torch's LinearLR → CosineAnnealingLR (its "
+            f"closed form where the lr is changed by hand or resumed): {verified}")
 
 
 # --------------------------------------------------------------------------

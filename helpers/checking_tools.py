@@ -710,3 +710,20 @@ def lr_kind_cause(value):
 def format_lrs(row):
     """The lrs of the param groups, as a short list for a verdict."""
     return "[" + ", ".join(f"{x:.6g}" if _kind(x) == "a number" else repr(x) for x in row) + "]"
+
+
+# --------------------------------------------------------------------------
+# Two numbers in a verdict (notebooks 06 and 07)
+# --------------------------------------------------------------------------
+
+
+def shown_pair(expected, got):
+    """``expected`` and ``got`` with the fewest significant digits (at least 6) that tell them
+    apart, as strings; ``got`` as it is when it is not a number."""
+    if _kind(got) != "a number" or _kind(expected) != "a number":
+        return expected, got
+    for digits in range(6, 18):
+        a, b = f"{expected:.{digits}g}", f"{got:.{digits}g}"
+        if a != b:
+            break
+    return a, b

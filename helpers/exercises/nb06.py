@@ -17,6 +17,7 @@ from helpers import lr_scheduler as ours
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from helpers.checking import Mismatch, case, exercise, untimed
+from helpers.checking_tools import shown_pair
 from helpers.lr_scheduler import WarmupStableDecay, lr_curve
 
 
@@ -285,7 +286,7 @@ def check_warmup_cosine(candidate):
             if not math.isclose(e, g, rel_tol=1e-9, abs_tol=1e-15):
                 runs = [((W, T, base, low), got), *passed]
                 cause = next((why for why, wrong in WARMUP_MISTAKES.items() if _replays(wrong, runs)), None)
-                want, have = _shown(e, g)
+                want, have = shown_pair(e, g)
                 raise Mismatch(name, want, have, step=t + 1,
                                detail=f"the lr of optimizer step {t + 1}: LambdaLR's base_lr · your "
                                       f"factor at step={t} ({_phase(t, W, T)} phase)", cause=cause)
@@ -372,7 +373,7 @@ def check_multistep(candidate):
                              "exercise is about choosing its milestones and gamma")
     for t, (e, g) in enumerate(zip(TARGET, got)):
         if not math.isclose(e, g, rel_tol=1e-9):
-            want, have = _shown(e, g)
+            want, have = shown_pair(e, g)
             raise Mismatch(name, want, have, detail=f"the lr of epoch {t + 1} (after {t} scheduler steps)",
                            cause=_curve_cause(TARGET, got))
     return f"MultiStepLR gives the target lr in all {len(TARGET)} epochs"
@@ -567,7 +568,7 @@ def _expect_one_cycle(name, epochs, B, expected, got, runs):
         where = _differing_step(want, have)
         if where is not None:
             i, e, g = where
-            e, g = _shown(e, g)
+            e, g = shown_pair(e, g)
             raise Mismatch(name, e, g, step=i + 1,
                            detail=what.format(k=i + 1) + f" (epoch {i // B + 1}, batch {i % B + 1})",
                            cause=_one_cycle_cause(runs))
@@ -590,14 +591,3 @@ def _differing_step(expected, got):
         if _number(g) is None or not math.isclose(e, g, rel_tol=1e-9, abs_tol=1e-15):
             return i, e, g
     return None
-
-
-def _shown(expected, got):
-    """Both numbers with the fewest significant digits (at least 6) that tell them apart."""
-    if _number(got) is None:
-        return f"{expected:.6g}", got
-    for digits in range(6, 18):
-        a, b = f"{expected:.{digits}g}", f"{got:.{digits}g}"
-        if a != b:
-            break
-    return a, b

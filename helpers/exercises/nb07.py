@@ -19,7 +19,7 @@ from torch.optim import lr_scheduler as S
 
 from helpers import lr_scheduler as ours
 from helpers.checking import Mismatch, case, exercise, untimed
-from helpers.checking_tools import SchedulerCase, format_lrs, lr_kind_cause
+from helpers.checking_tools import SchedulerCase, format_lrs, lr_kind_cause, shown_pair
 from helpers.lr_scheduler import LRScheduler, StepLR, WarmupStableDecay, lr_curve
 
 # --------------------------------------------------------------------------
@@ -339,17 +339,6 @@ def _first_difference(expected, got):
     return None
 
 
-def shown(expected, got):
-    """Both numbers with the fewest significant digits (at least 6) that tell them apart."""
-    if not (_is_number(expected) and _is_number(got)):
-        return expected, got
-    for digits in range(6, 18):
-        a, b = f"{expected:.{digits}g}", f"{got:.{digits}g}"
-        if a != b:
-            return a, b
-    return a, b
-
-
 def _compare(candidate, reference, runs, mistakes):
     """Step the candidate and the reference on every run; raise ``Mismatch`` at the first lr that
     differs, with the first mistake that replays the candidate's lrs there and in every run
@@ -370,7 +359,7 @@ def _compare(candidate, reference, runs, mistakes):
             cause = _replayed(mistakes, [(run, got), *passed])
         else:
             cause = lr_kind_cause(value) if g < len(got[t]) else "get_lr() must return one lr per param group"
-        want, have = shown(expected[t][g], value)
+        want, have = shown_pair(expected[t][g], value)
         raise Mismatch(
             run.label, want, have, step=t + 1,
             detail=f"the lr of param group {g} (of {len(run.lrs)}) that optimizer step {t + 1} trains with "

@@ -438,7 +438,7 @@ def test_a_loop_that_forgets_the_position_of_a_second_resume_fails():
         model, losses = ref.train_resumable(path, total_steps, stop_after)
         if stop_after is not None and os.path.exists(path):
             state = torch.load(path, weights_only=True)
-            state["batches_done"] = min(state["batches_done"], len(losses))
+            state["extra"]["batches_done"] = min(state["extra"]["batches_done"], len(losses))
             torch.save(state, path)
         return model, losses
 

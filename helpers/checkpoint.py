@@ -91,7 +91,7 @@ def load(path, *, model, optimizer, scheduler=None, generator=None):
 
     ``model``, ``optimizer`` and ``scheduler`` must be built as at the start of the
     run (same code, same param groups in the same order), the scheduler *before*
-    this call: building a scheduler writes the lr of step 0 into every param group,
+    this call: building a scheduler writes the lr of step 1 (the first update) into every param group,
     and only ``optimizer.load_state_dict`` brings back the checkpoint's. Reads the
     file with ``weights_only=True``; restores the RNG states last (and
     ``generator``'s, if given), after everything that draws random numbers.
@@ -132,7 +132,10 @@ def warmup_cosine(warmup_steps=WARMUP_STEPS, total_steps=TOTAL_STEPS):
 def build_model():
     """A 5 → 16 → 2 network with dropout, in float64. Like any model, it draws its initial
     weights from torch's global generator."""
-    return nn.Sequential(nn.Linear(5, 16), nn.Tanh(), nn.Dropout(0.1), nn.Linear(16, 2)).double()
+    # Built in float64 rather than converted: torch draws float32 random numbers with other kernels
+    # on other CPUs, float64 ones alike everywhere.
+    return nn.Sequential(nn.Linear(5, 16, dtype=torch.float64), nn.Tanh(), nn.Dropout(0.1),
+                         nn.Linear(16, 2, dtype=torch.float64))
 
 
 def build_optimizer(model):
@@ -186,7 +189,7 @@ def resume(path, build_model, build_optimizer, build_scheduler):
 
     The builders are the run's own construction code: ``build_model()``,
     ``build_optimizer(model)``, ``build_scheduler(optimizer)``. All three are built
-    first: building a scheduler writes the lr of step 0 into every param group, so it
+    first: building a scheduler writes the lr of step 1 (the first update) into every param group, so it
     must happen *before* ``optimizer.load_state_dict`` brings back the lrs of the
     checkpoint. The RNG states come last, after everything that draws random numbers
     (:func:`load`).
@@ -222,7 +225,16 @@ def set_base_lrs(optimizer, scheduler, base_lrs):
 # A resumable loop over a shuffling DataLoader (exercise 09.3)
 # --------------------------------------------------------------------------
 
-DATASET = TensorDataset(*(t.double() for t in training.toy_data(seed=0, n=40)))  # 5 batches of 8
+def _regression_data(n=40, seed=0):
+    """``n`` samples ``(x, y)`` in float64, ``y = x @ W.T + b`` plus noise of standard deviation 0.1."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 5, generator=g, dtype=torch.float64)
+    weight, bias = (torch.randn(2, 5, generator=g, dtype=torch.float64),
+                    torch.randn(2, generator=g, dtype=torch.float64))
+    return x, x @ weight.T + bias + 0.1 * torch.randn(n, 2, generator=g, dtype=torch.float64)
+
+
+DATASET = TensorDataset(*_regression_data())  # 5 batches of 8 per epoch
 
 
 def make_loader(generator):

@@ -255,7 +255,7 @@ def resume_without_scheduler(path, *builders):
 
 
 def resume_scheduler_built_late(path, build_model, build_optimizer, build_scheduler):
-    # B: the optimizer's state loaded, then the scheduler built (writing the lr of step 0) and loaded
+    # B: the optimizer's state loaded, then the scheduler built (writing the lr of step 1) and loaded
     checkpoint = torch.load(path, weights_only=True)
     model = build_model()
     model.load_state_dict(checkpoint["model"])
@@ -371,7 +371,7 @@ def test_other_exact_resumes_pass(candidate):
                              "the scheduler's state is not loaded"]),
     (resume_without_scheduler, ["the scheduler's state is not loaded", "restarts the warmup"]),
     (resume_scheduler_built_late, ["the scheduler was built after optimizer.load_state_dict",
-                                   "lr of step 0", "Build model, optimizer and scheduler first"]),
+                                   "lr of step 1", "Build model, optimizer and scheduler first"]),
     (resume_without_rng, ["torch's RNG state is not restored", "Python's RNG state is not restored"]),
     (resume_without_python_rng, ["Python's RNG state is not restored"]),
     (resume_rng_before_building, ["restored before the model was built", "restore the RNG states last"]),

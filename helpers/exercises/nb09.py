@@ -303,7 +303,7 @@ def _missed(expected, got, run, step, n, saved_rng):
     step_0 = [lr * ref.warmup_cosine()(0) for lr in (ref.BODY_LR, ref.HEAD_LR)]
     if optimizer_loaded and got["lrs"] != expected["lrs"] and _close(got["lrs"], step_0):
         missed.append("the scheduler was built after optimizer.load_state_dict: building it wrote the lr of "
-                      f"step 0 ({format_lrs(step_0)}) into the groups, and scheduler.load_state_dict brings "
+                      f"step 1 ({format_lrs(step_0)}) into the groups, and scheduler.load_state_dict brings "
                       "back last_epoch but not the groups' lr, so the first step after the resume runs at "
                       "the warmup's lr. Build model, optimizer and scheduler first, then load the states")
     if not torch.equal(got["torch"], expected["torch"]):

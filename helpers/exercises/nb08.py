@@ -280,8 +280,9 @@ _DEFAULT_DECAY = 0.0123  # the optimizer's own weight_decay in the check: recogn
 
 @exercise("08.1", "Decay and no-decay groups", reference=decay_groups, hints=[
     "Go through model.modules() and each module's named_parameters(recurse=False): then you know both "
-    "the parameter's name and the module that owns it. Biases (name ending in 'bias') and every "
-    "parameter of a normalization layer go to the no-decay group.",
+    "the parameter's name and the module that owns it. Biases (the parameter a module registers as "
+    "'bias') and every parameter of a normalization layer, recognised by its type rather than by a "
+    "name like 'ln', go to the no-decay group. Frozen parameters count too.",
     "A normalization layer: isinstance(module, NORMS), with the tuple NORMS defined above your function "
     "(nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nn.BatchNorm2d, …). Tied weights appear under two "
     "modules: remember the parameters you have placed (a set) and skip them the second time. Both "
@@ -314,9 +315,10 @@ def check_decay_groups(candidate):
                                      "set it in the group" if fell_back else
                                      "group 0 decays with the weight_decay argument, group 1 with 0.0")
         _overrides(label, optimizer, ("weight_decay",))
-    return ("3 models you have not seen (LayerNorm + attention, BatchNorm/GroupNorm convs, RMSNorm + tied "
-            "embedding): every parameter in exactly one group, in model order, biases and norm parameters "
-            "undecayed, each group's weight_decay as AdamW uses it")
+    return ("3 models you have not seen (LayerNorm + attention, BatchNorm/GroupNorm convs with a frozen "
+            "layer, RMSNorm + tied embedding): every parameter in exactly one group, frozen ones included, "
+            "lists in model order, biases and norm parameters undecayed, each group's weight_decay as AdamW "
+            "uses it")
 
 
 # --------------------------------------------------------------------------

@@ -399,3 +399,17 @@ def test_an_unfreeze_cause_must_also_reproduce_the_cases_passed_before():
     result = check("08.3", right_only_for_lambda_lr)
     assert result.status == "failed" and "StepLR" in dict(result.details)["case"], str(result)
     assert "likely cause" not in dict(result.details)
+
+
+def test_unfreezing_the_callers_model_fails():
+    def unfreezes(model, weight_decay):
+        model.requires_grad_(True)
+        return decay_groups(model, weight_decay)
+
+    _failed_with("08.1", unfreezes, "a frozen parameter stays frozen")
+
+
+def test_a_module_as_params_is_explained():
+    _failed_with("08.2", lambda blocks, lr, decay: [{"params": b, "lr": g["lr"]} for b, g in
+                                                   zip(blocks, layerwise_lr_groups(blocks, lr, decay))],
+                 "not the module itself")

@@ -643,3 +643,13 @@ def test_writing_group_lr_is_undone_by_the_next_step():
     optimizer.step()
     scheduler.step()
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * ref.warmup_cosine()(7))
+
+
+def test_an_rng_state_saved_as_a_list_is_not_called_a_seed():
+    def as_list(path, step, model, optimizer, scheduler):
+        torch.save({"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "rng": {"torch": torch.get_rng_state().tolist(), "python": random.getstate()}}, path)
+
+    result = _failed_with("09.1", as_list, "torch.get_rng_state() itself")
+    assert "seed" not in _cause(result)

@@ -54,6 +54,10 @@ def _read_groups(label, groups, n, example):
             raise Mismatch(label, "a list of tensors", "a set", detail=f"group {i}'s 'params'",
                            cause="a set's order changes from run to run, and an optimizer's "
                                  "checkpoint is matched to the parameters by their order: use a list")
+        if isinstance(params, nn.Module):
+            raise Mismatch(label, "a list of tensors", _kind(params), detail=f"group {i}'s 'params'",
+                           cause="'params' holds the module's parameters, list(module.parameters()), not the "
+                                 "module itself")
         if not isinstance(params, (list, tuple)):
             raise Mismatch(label, "a list of tensors", _kind(params), detail=f"group {i}'s 'params'",
                            cause="'params' must be a list: a generator (model.parameters(), a (p for …) "
@@ -197,6 +201,15 @@ DECAY_MISTAKES = {
 _ALL_NORMS = (nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
+def _expect_flags_kept(label, module, flags):
+    """A Mismatch if the candidate switched a parameter's requires_grad (the caller's model)."""
+    changed = [n for (n, p), before in zip(module.named_parameters(), flags) if p.requires_grad != before]
+    if changed:
+        raise Mismatch(label, "requires_grad as it was", f"switched on {_names(changed)}",
+                       cause="building param groups must leave the model as it is: a frozen parameter stays "
+                             "frozen (it goes in its group all the same)")
+
+
 def _module_type(model, name):
     owner = name.rpartition(".")[0]
     return type(model.get_submodule(owner)).__name__ if owner else type(model).__name__
@@ -299,7 +312,9 @@ def check_decay_groups(candidate):
         torch.manual_seed(0)
         model = make()
         with case(label):
+            flags = [p.requires_grad for p in model.parameters()]
             groups = candidate(model, weight_decay)
+        _expect_flags_kept(label, model, flags)
         read = _read_groups(label, groups, 2, example)
         seen.append((model, weight_decay, _placement(model, read)))
         _check_split(label, model, weight_decay, read, seen)
@@ -385,7 +400,9 @@ def check_layerwise(candidate):
         torch.manual_seed(0)
         blocks = make(n)
         with case(label):
+            flags = [p.requires_grad for p in nn.ModuleList(blocks).parameters()]
             groups = candidate(blocks, lr, decay)
+        _expect_flags_kept(label, nn.ModuleList(blocks), flags)
         if n > 1 and isinstance(groups, (list, tuple)) and len(groups) == 1:
             raise Mismatch(label, f"{n} param groups, one per block", "1 param group",
                            cause="each block needs a group of its own, with its own 'lr'")

@@ -164,9 +164,13 @@ def _expect_checkpoint(name, expected, got):
                        detail="checkpoint[\"rng\"]", cause=_MISSING["rng"])
     torch_state = got["rng"]["torch"]
     if not isinstance(torch_state, torch.Tensor):
-        raise Mismatch(name, "a uint8 tensor", torch_state, detail="checkpoint[\"rng\"][\"torch\"]",
+        seed = isinstance(torch_state, int) and not isinstance(torch_state, bool)
+        raise Mismatch(name, "a uint8 tensor", f"{torch_state!r:.60}",
+                       detail="checkpoint[\"rng\"][\"torch\"]",
                        cause="a seed is not the generator's state: re-seeding restarts the random stream "
-                             "from its beginning, not where the run was. Save torch.get_rng_state()")
+                             "from its beginning, not where the run was. Save torch.get_rng_state()" if seed
+                       else "save torch.get_rng_state() itself, the uint8 tensor that torch.set_rng_state "
+                            "takes back")
     if _difference(expected["rng"]["torch"], torch_state, ""):
         raise Mismatch(name, detail="checkpoint[\"rng\"][\"torch\"] is not the state at the call",
                        cause="save torch.get_rng_state() as it is when save_checkpoint is called, "

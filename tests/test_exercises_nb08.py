@@ -413,3 +413,19 @@ def test_a_module_as_params_is_explained():
     _failed_with("08.2", lambda blocks, lr, decay: [{"params": b, "lr": g["lr"]} for b, g in
                                                    zip(blocks, layerwise_lr_groups(blocks, lr, decay))],
                  "not the module itself")
+
+
+def test_a_current_lr_appended_as_base_lr_is_named_so():
+    def appends_the_current_lr(optimizer, scheduler, params, lr):
+        params = list(params)
+        for p in params:
+            p.requires_grad_(True)
+        factor = scheduler.get_last_lr()[0] / scheduler.base_lrs[0]
+        optimizer.add_param_group({"params": params, "lr": lr * factor, "initial_lr": lr})
+        scheduler.base_lrs.append(lr * factor)
+        if hasattr(scheduler, "lr_lambdas"):
+            scheduler.lr_lambdas.append(scheduler.lr_lambdas[0])
+
+    result = check("08.3", appends_the_current_lr)
+    assert result.status == "failed" and "not its base lr" in _cause(result), str(result)
+    assert "tell it the new group's" not in _cause(result)

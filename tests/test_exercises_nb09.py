@@ -558,6 +558,7 @@ def test_a_generator_restored_into_another_generator_is_named_not_restored():
     (3, ["at the checkpoint, after this epoch's shuffle was drawn", "from the start of the epoch"]),
     (4, ["at the checkpoint, after this epoch's shuffle was drawn", "starts again from its first batch"]),
     (5, ["skips one batch too few", "batch + 1 done"]),
+    (6, ["the epochs after the resumed one skip", "back to 0"]),
 ])
 def test_broken_loops_fail_naming_the_bugs(mistake, words):
     _failed_with("09.3", list(nb09.LOOP_MISTAKES.values())[mistake], *words)

@@ -642,8 +642,12 @@ def _check_unfrozen(label, optimizer, scheduler, before, params, lr, generator):
                              "groups")
     base = getattr(scheduler, "base_lrs", None)
     if not isinstance(base, list) or len(base) != len(groups) or base[-1] != lr:
+        appended = isinstance(base, list) and len(base) == len(groups)
         raise Mismatch(label, f"{len(groups)} entries ending in {lr}", base, detail="scheduler.base_lrs",
-                       cause="the scheduler keeps one base lr per group, built when it was constructed; "
+                       cause="the new group's entry is not its base lr: base_lrs holds the lr each group "
+                             "would have at the schedule's start, the lr argument itself, not the lr it "
+                             "starts at now: scheduler.base_lrs.append(lr)" if appended else
+                             "the scheduler keeps one base lr per group, built when it was constructed; "
                              "tell it the new group's: scheduler.base_lrs.append(lr)")
     lambdas = getattr(scheduler, "lr_lambdas", None)
     if lambdas is not None and len(lambdas) != len(groups):

@@ -440,11 +440,12 @@ def check_resume(candidate):
 # --------------------------------------------------------------------------
 
 
-def _loop_variant(generator_state, skips_done, counted=1, reseed=False):
+def _loop_variant(generator_state, skips_done, counted=1, reseed=False, resets=True):
     """``ref.train_resumable`` with its DataLoader resume written wrongly: ``generator_state`` is
     the loader generator's state it saves ("epoch start", right; "now", at the checkpoint; None);
     ``skips_done``: whether a resumed epoch skips the batches done before the interruption;
-    ``counted``: the batches done it saves are ``batch + counted``. ``reseed``: the right loop of
+    ``counted``: the batches done it saves are ``batch + counted``; ``resets``: whether the later
+    epochs start from their first batch again. ``reseed``: the right loop of
     another design, which re-seeds the generator with the epoch number at every epoch's start."""
 
     def train(path, total_steps, stop_after=None):
@@ -481,7 +482,7 @@ def _loop_variant(generator_state, skips_done, counted=1, reseed=False):
                     return model, losses
                 if step == total_steps:
                     break
-            done = 0
+            done = 0 if resets else done
         return model, losses
 
     return train
@@ -509,6 +510,8 @@ LOOP_MISTAKES = {
     "a resumed epoch skips one batch too few, so the batch of the step before the interruption is "
     "trained on twice: enumerate counts from 0, so after batch number `batch` there are batch + 1 done":
         _loop_variant("epoch start", True, counted=0),
+    "the epochs after the resumed one skip its done batches too: after the resumed epoch, set the number "
+    "of batches done back to 0": _loop_variant("epoch start", True, resets=False),
 }
 _RESEEDED = _loop_variant("epoch start", True, reseed=True)  # right: the other design of the notebook
 TOTAL = 15  # 3 epochs of 5 batches

@@ -7,21 +7,31 @@ reads it back::
     {"step": 8,                                # optimizer steps done
      "model": model.state_dict(),
      "optimizer": optimizer.state_dict(),
-     "scheduler": scheduler.state_dict(),
+     "scheduler": scheduler.state_dict(),     # if the run has one
      "rng": {"torch": torch.get_rng_state(),   # a uint8 tensor
-             "python": random.getstate()}}     # a tuple of ints
+             "python": random.getstate(),      # a tuple of ints
+             "loader": generator.get_state()}, # a DataLoader's generator, if given
+     "extra": {...}}                           # anything else the run needs, if given
+
+:func:`save` and :func:`load` write and read it for any run::
+
+    save(path, model=model, optimizer=optimizer, scheduler=scheduler, step=step)
+    ...                                        # a new process: build everything as at the start, then
+    step, extra = load(path, model=model, optimizer=optimizer, scheduler=scheduler)
 
 To resume: build model, optimizer and scheduler with the code that built them
-at the start, *then* load each state, then the RNG states. The run used by
-the notebook and its checks (``build_model``, ``build_optimizer``,
-``build_scheduler``, ``run_steps``) draws its batches and dropout masks from
-torch's global generator and an augmentation factor from Python's ``random``,
-so a resume is exact only if both are restored too.
+at the start, *then* load each state, then the RNG states (:func:`load` does the
+last two). The run used by the notebook and its checks (``build_model``,
+``build_optimizer``, ``build_scheduler``, ``run_steps``) draws its batches and
+dropout masks from torch's global generator and an augmentation factor from
+Python's ``random``, so a resume is exact only if both are restored too. It
+computes in float64, so that its printed digits are the same on every CPU.
 """
 
 import math
 import os
 import random
+import tempfile
 
 import torch
 from torch import nn
@@ -32,7 +42,70 @@ from . import training
 
 WARMUP_STEPS, TOTAL_STEPS = 4, 16  # the schedule of the run
 BODY_LR, HEAD_LR = 0.01, 0.03  # the base lrs of its two param groups
-_TEACHER = torch.randn(2, 5, generator=torch.Generator().manual_seed(9))  # targets y = x @ _TEACHER.T
+# the targets are y = x @ _TEACHER.T
+_TEACHER = torch.randn(2, 5, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+
+
+# --------------------------------------------------------------------------
+# Any run: save and load (model, optimizer, scheduler, step, RNG states)
+# --------------------------------------------------------------------------
+
+
+def save(path, *, model, optimizer, scheduler=None, step=0, generator=None, extra=None):
+    """Write the checkpoint of a run to ``path``, atomically, without changing the run.
+
+    Saves the three state dicts (the scheduler's if there is one), ``step``, the
+    states of torch's global generator and of Python's ``random``, and, if given,
+    ``generator``: a DataLoader's ``torch.Generator``, or the state it had when the
+    current epoch began (``generator.get_state()`` before ``for … in loader``), which
+    a resume in the middle of an epoch needs, since the loader draws an epoch's
+    order from its generator when the epoch starts. ``extra``: anything else the run
+    needs to continue (e.g. how many batches of the epoch are done), made of
+    tensors, numbers, strings and containers of them.
+
+    The file is written next to ``path`` and then renamed to it, so an interruption
+    while saving leaves the previous checkpoint intact.
+    """
+    rng = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if generator is not None:
+        rng["loader"] = generator.get_state() if isinstance(generator, torch.Generator) else generator
+    checkpoint = {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict()}
+    if scheduler is not None:
+        checkpoint["scheduler"] = scheduler.state_dict()
+    checkpoint["rng"] = rng
+    if extra is not None:
+        checkpoint["extra"] = extra
+    directory = os.path.dirname(os.path.abspath(path))
+    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".checkpoint-")
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            torch.save(checkpoint, file)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):  # torch.save failed: leave no half-written file behind
+            os.remove(temporary)
+
+
+def load(path, *, model, optimizer, scheduler=None, generator=None):
+    """Restore the run saved by :func:`save` at ``path``; returns ``(step, extra)``.
+
+    ``model``, ``optimizer`` and ``scheduler`` must be built as at the start of the
+    run (same code, same param groups in the same order), the scheduler *before*
+    this call: building a scheduler writes the lr of step 1 (the first update) into every param group,
+    and only ``optimizer.load_state_dict`` brings back the checkpoint's. Reads the
+    file with ``weights_only=True``; restores the RNG states last (and
+    ``generator``'s, if given), after everything that draws random numbers.
+    """
+    checkpoint = torch.load(path, weights_only=True)
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(checkpoint["scheduler"])
+    torch.set_rng_state(checkpoint["rng"]["torch"])
+    random.setstate(checkpoint["rng"]["python"])
+    if generator is not None:
+        generator.set_state(checkpoint["rng"]["loader"])
+    return checkpoint["step"], checkpoint.get("extra")
 
 
 # --------------------------------------------------------------------------
@@ -57,9 +130,12 @@ def warmup_cosine(warmup_steps=WARMUP_STEPS, total_steps=TOTAL_STEPS):
 
 
 def build_model():
-    """A 5 → 16 → 2 network with dropout. Like any model, it draws its initial weights
-    from torch's global generator."""
-    return nn.Sequential(nn.Linear(5, 16), nn.Tanh(), nn.Dropout(0.1), nn.Linear(16, 2))
+    """A 5 → 16 → 2 network with dropout, in float64. Like any model, it draws its initial
+    weights from torch's global generator."""
+    # Built in float64 rather than converted: torch draws float32 random numbers with other kernels
+    # on other CPUs, float64 ones alike everywhere.
+    return nn.Sequential(nn.Linear(5, 16, dtype=torch.float64), nn.Tanh(), nn.Dropout(0.1),
+                         nn.Linear(16, 2, dtype=torch.float64))
 
 
 def build_optimizer(model):
@@ -78,7 +154,7 @@ def build_scheduler(optimizer):
 def random_batch(size=8):
     """A fresh batch ``(x, y)``: x from torch's global generator, scaled by a factor from
     Python's ``random`` (a random-brightness style augmentation), ``y = x @ W.T``."""
-    x = torch.randn(size, 5) * random.uniform(0.5, 1.5)
+    x = torch.randn(size, 5, dtype=torch.float64) * random.uniform(0.5, 1.5)
     return x, x @ _TEACHER.T
 
 
@@ -103,15 +179,9 @@ def save_checkpoint(path, step, model, optimizer, scheduler):
 
     State dicts, not the objects, so that ``torch.load(path, weights_only=True)``
     can read it; the RNG states, so that the batches and dropout masks after a
-    resume are the ones the run would have drawn.
+    resume are the ones the run would have drawn. (:func:`save`.)
     """
-    torch.save({
-        "step": step,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
-    }, path)
+    save(path, model=model, optimizer=optimizer, scheduler=scheduler, step=step)
 
 
 def resume(path, build_model, build_optimizer, build_scheduler):
@@ -119,20 +189,16 @@ def resume(path, build_model, build_optimizer, build_scheduler):
 
     The builders are the run's own construction code: ``build_model()``,
     ``build_optimizer(model)``, ``build_scheduler(optimizer)``. All three are built
-    first: building a scheduler writes the lr of step 0 into every param group, so it
+    first: building a scheduler writes the lr of step 1 (the first update) into every param group, so it
     must happen *before* ``optimizer.load_state_dict`` brings back the lrs of the
-    checkpoint. The RNG states come last, after everything that draws random numbers.
+    checkpoint. The RNG states come last, after everything that draws random numbers
+    (:func:`load`).
     """
-    checkpoint = torch.load(path, weights_only=True)
     model = build_model()
     optimizer = build_optimizer(model)
     scheduler = build_scheduler(optimizer)
-    model.load_state_dict(checkpoint["model"])
-    optimizer.load_state_dict(checkpoint["optimizer"])
-    scheduler.load_state_dict(checkpoint["scheduler"])
-    torch.set_rng_state(checkpoint["rng"]["torch"])
-    random.setstate(checkpoint["rng"]["python"])
-    return model, optimizer, scheduler, checkpoint["step"]
+    step, _ = load(path, model=model, optimizer=optimizer, scheduler=scheduler)
+    return model, optimizer, scheduler, step
 
 
 # --------------------------------------------------------------------------
@@ -159,7 +225,16 @@ def set_base_lrs(optimizer, scheduler, base_lrs):
 # A resumable loop over a shuffling DataLoader (exercise 09.3)
 # --------------------------------------------------------------------------
 
-DATASET = TensorDataset(*training.toy_data(seed=0, n=40))  # 5 batches of 8 per epoch
+def _regression_data(n=40, seed=0):
+    """``n`` samples ``(x, y)`` in float64, ``y = x @ W.T + b`` plus noise of standard deviation 0.1."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 5, generator=g, dtype=torch.float64)
+    weight, bias = (torch.randn(2, 5, generator=g, dtype=torch.float64),
+                    torch.randn(2, generator=g, dtype=torch.float64))
+    return x, x @ weight.T + bias + 0.1 * torch.randn(n, 2, generator=g, dtype=torch.float64)
+
+
+DATASET = TensorDataset(*_regression_data())  # 5 batches of 8 per epoch
 
 
 def make_loader(generator):
@@ -188,13 +263,8 @@ def train_resumable(path, total_steps, stop_after=None):
     loader = make_loader(generator)
     step, done = 0, 0  # steps done in all; batches done in the current epoch
     if os.path.exists(path):
-        checkpoint = torch.load(path, weights_only=True)
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        torch.set_rng_state(checkpoint["rng"]["torch"])
-        generator.set_state(checkpoint["rng"]["loader"])
-        step, done = checkpoint["step"], checkpoint["batches_done"]
+        step, extra = load(path, model=model, optimizer=optimizer, scheduler=scheduler, generator=generator)
+        done = extra["batches_done"]
     losses = []
     while step < total_steps:
         epoch_start = generator.get_state()  # this epoch's shuffle is drawn from here
@@ -205,14 +275,8 @@ def train_resumable(path, total_steps, stop_after=None):
             scheduler.step()
             step += 1
             if step == stop_after:
-                torch.save({
-                    "step": step,
-                    "batches_done": batch + 1,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "rng": {"torch": torch.get_rng_state(), "loader": epoch_start},
-                }, path)
+                save(path, model=model, optimizer=optimizer, scheduler=scheduler, step=step,
+                     generator=epoch_start, extra={"batches_done": batch + 1})
                 return model, losses
             if step == total_steps:
                 break

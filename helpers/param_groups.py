@@ -100,7 +100,7 @@ def unfreeze(optimizer, scheduler, params, lr):
         scheduler (LRScheduler): the scheduler, built before this call.
         params (iterable of tensors): the parameters to train, e.g.
             ``layer.parameters()``; ``requires_grad`` is switched on.
-        lr (float): the new group's base lr (its lr at step 0 of the schedule).
+        lr (float): the new group's base lr (its lr for the first step of the schedule).
     """
     params = list(params)  # a generator can be read only once
     for p in params:

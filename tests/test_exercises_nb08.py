@@ -108,14 +108,14 @@ def named_pair_groups(model, weight_decay):
     named = list(model.named_parameters())
     return [{"params": [(n, p) for n, p in named if n not in no_decay], "weight_decay": weight_decay,
              "name": "decay"},
-            {"params": ((n, p) for n, p in named if n in no_decay), "weight_decay": 0.0, "name": "no decay"}]
+            {"params": [(n, p) for n, p in named if n in no_decay], "weight_decay": 0.0, "name": "no decay"}]
 
 
 def running_product_groups(blocks, lr, decay):
     """From the top block down, multiplying as it goes."""
     groups, current = [], lr
     for block in reversed(list(blocks)):
-        groups.insert(0, {"params": block.parameters(), "lr": current})
+        groups.insert(0, {"params": [*block.parameters()], "lr": current})
         current *= decay
     return groups
 
@@ -191,16 +191,42 @@ def _tied_twice(model, weight_decay):
         (lambda m, wd: [{"params": [p.detach().clone() for p in g["params"]],
                          "weight_decay": g["weight_decay"]} for g in ndim_groups(m, wd)], "not copies"),
         (lambda m, wd: None, "forget `return`"),
+        (lambda m, wd: [{**g, "params": iter(g["params"])} for g in ndim_groups(m, wd)], "must be a list"),
+        (lambda m, wd: [{"params": (p for p in m.parameters() if p.dim() >= 2), "weight_decay": wd},
+                        {"params": (p for p in m.parameters() if p.dim() < 2), "weight_decay": 0.0}],
+         "must be a list"),
     ],
     ids=["no weight_decay key", "in both groups", "names", "tied twice", "set", "order", "swapped",
-         "own lr", "copies", "no return"],
+         "own lr", "copies", "no return", "iterators", "generators"],
 )
 def test_decay_mistakes_are_named(candidate, words):
     _failed_with("08.1", candidate, words)
 
 
+def test_a_wrong_split_is_not_blamed_on_a_correct_order():
+    # one decayed weight moved to the no-decay group, both lists in model order: a split mistake
+    def one_weight_undecayed(model, weight_decay):
+        decay, no_decay = decay_groups(model, weight_decay)
+        moved = decay["params"][-1]
+        return [{**decay, "params": decay["params"][:-1]},
+                {**no_decay, "params": [p for p in model.parameters() if p is moved or
+                                        any(p is q for q in no_decay["params"])]}]
+
+    result = check("08.1", one_weight_undecayed)
+    assert result.status == "failed" and "order" not in str(result), str(result)
+    assert "holds parameters that belong to the other one" in dict(result.details)["detail"]
+
+
+def test_frozen_parameters_skipped_only_in_the_frozen_case_are_named():
+    result = check("08.1", lambda m, wd: [{**g, "params": [p for p in g["params"] if p.requires_grad]}
+                                          for g in ndim_groups(m, wd)])
+    assert result.status == "failed" and "frozen parameters" in _cause(result), str(result)
+    assert "conv net" in dict(result.details)["case"]
+
+
 def test_decay_mismatch_names_the_misplaced_parameters():
-    text = str(check("08.1", nb08.DECAY_MISTAKES[next(iter(nb08.DECAY_MISTAKES))]))  # biases only
+    biases_only = next(c for c in nb08.DECAY_MISTAKES if c.startswith("you exclude only the biases"))
+    text = str(check("08.1", nb08.DECAY_MISTAKES[biases_only]))
     assert "pre.weight (LayerNorm), norm.weight (LayerNorm): not decayed" in text
 
 
@@ -227,8 +253,14 @@ def test_replayed_layerwise_mistakes_are_named(cause):
         (lambda blocks, lr, decay: [{**g, "params": g["params"][::-1]}
                                     for g in layerwise_lr_groups(blocks, lr, decay)],
          "list(blocks[i].parameters())"),
+        (lambda blocks, lr, decay: [{**g, "params": blocks[i].parameters()}
+                                    for i, g in enumerate(layerwise_lr_groups(blocks, lr, decay))],
+         "must be a list"),
+        (lambda blocks, lr, decay: [{**g, "params": [p for p in g["params"] if p.requires_grad]}
+                                    for g in layerwise_lr_groups(blocks, lr, decay)],
+         "frozen parameters (requires_grad=False) are missing"),
     ],
-    ids=["one group", "no lr", "tensor lr", "params reversed"],
+    ids=["one group", "no lr", "tensor lr", "params reversed", "generators", "frozen skipped"],
 )
 def test_layerwise_mistakes_are_named(candidate, words):
     _failed_with("08.2", candidate, words)
@@ -309,7 +341,7 @@ def test_a_generator_read_by_add_param_group_first_is_explained():
 
 def test_unfreeze_mismatch_names_case_step_and_group():
     text = str(check("08.3", nb08.UNFREEZE_MISTAKES[next(iter(nb08.UNFREEZE_MISTAKES))]))
-    assert "LambdaLR" in text and "step:         6" in text and "param group 1" in text
+    assert "LambdaLR" in text and "step:         7" in text and "param group 1 for step 7" in text
 
 
 def test_the_reference_run_is_what_the_unfreezing_run_must_match():
@@ -353,3 +385,47 @@ def test_each_check_is_fast(exercise):
     assert check(exercise, REFERENCES[exercise]).passed
     assert time.perf_counter() - start < 1.0
 
+
+
+def test_an_unfreeze_cause_must_also_reproduce_the_cases_passed_before():
+    # right under LambdaLR (the first case), unscaled otherwise: the second case's lrs are the unscaled
+    # mistake's, but that mistake fails the first case, so it is not named
+    def right_only_for_lambda_lr(optimizer, scheduler, params, lr):
+        if hasattr(scheduler, "lr_lambdas"):
+            unfreeze(optimizer, scheduler, params, lr)
+        else:
+            nb08._unscaled(optimizer, scheduler, params, lr)
+
+    result = check("08.3", right_only_for_lambda_lr)
+    assert result.status == "failed" and "StepLR" in dict(result.details)["case"], str(result)
+    assert "likely cause" not in dict(result.details)
+
+
+def test_unfreezing_the_callers_model_fails():
+    def unfreezes(model, weight_decay):
+        model.requires_grad_(True)
+        return decay_groups(model, weight_decay)
+
+    _failed_with("08.1", unfreezes, "a frozen parameter stays frozen")
+
+
+def test_a_module_as_params_is_explained():
+    _failed_with("08.2", lambda blocks, lr, decay: [{"params": b, "lr": g["lr"]} for b, g in
+                                                   zip(blocks, layerwise_lr_groups(blocks, lr, decay))],
+                 "not the module itself")
+
+
+def test_a_current_lr_appended_as_base_lr_is_named_so():
+    def appends_the_current_lr(optimizer, scheduler, params, lr):
+        params = list(params)
+        for p in params:
+            p.requires_grad_(True)
+        factor = scheduler.get_last_lr()[0] / scheduler.base_lrs[0]
+        optimizer.add_param_group({"params": params, "lr": lr * factor, "initial_lr": lr})
+        scheduler.base_lrs.append(lr * factor)
+        if hasattr(scheduler, "lr_lambdas"):
+            scheduler.lr_lambdas.append(scheduler.lr_lambdas[0])
+
+    result = check("08.3", appends_the_current_lr)
+    assert result.status == "failed" and "not its base lr" in _cause(result), str(result)
+    assert "tell it the new group's" not in _cause(result)

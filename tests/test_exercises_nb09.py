@@ -148,6 +148,26 @@ def save_and_reseed(path, step, model, optimizer, scheduler):
     ref.save_checkpoint(path, step, model, optimizer, scheduler)
 
 
+def save_in_eval_mode(path, step, model, optimizer, scheduler):
+    model.eval()  # "saving is not training"
+    ref.save_checkpoint(path, step, model, optimizer, scheduler)
+
+
+def save_after_a_scheduler_step(path, step, model, optimizer, scheduler):
+    scheduler.step()
+    ref.save_checkpoint(path, step, model, optimizer, scheduler)
+
+
+def save_with_the_library(path, step, model, optimizer, scheduler):
+    ref.save(path, model=model, optimizer=optimizer, scheduler=scheduler, step=step)
+
+
+@pytest.mark.refuses_library
+def test_the_library_save_is_not_an_answer():
+    result = check("09.1", save_with_the_library)
+    assert result.status == "failed" and "write it yourself" in str(result), str(result)
+
+
 def test_a_differently_written_save_passes():
     assert check("09.1", save_with_copies).passed
 
@@ -162,6 +182,8 @@ def test_a_differently_written_save_passes():
     (save_without_python_rng, ["Python's RNG state is missing", "random.getstate()"]),
     (save_next_step, ["save the `step` you were given"]),
     (save_and_reseed, ["saving changed the run's random state"]),
+    (save_in_eval_mode, ["switched the model to eval mode"]),
+    (save_after_a_scheduler_step, ["must not step the scheduler"]),
 ])
 def test_wrong_saves_fail_naming_what_is_missed(candidate, words):
     _failed_with("09.1", candidate, *words)
@@ -233,7 +255,7 @@ def resume_without_scheduler(path, *builders):
 
 
 def resume_scheduler_built_late(path, build_model, build_optimizer, build_scheduler):
-    # B: the optimizer's state loaded, then the scheduler built (writing the lr of step 0) and loaded
+    # B: the optimizer's state loaded, then the scheduler built (writing the lr of step 1) and loaded
     checkpoint = torch.load(path, weights_only=True)
     model = build_model()
     model.load_state_dict(checkpoint["model"])
@@ -313,6 +335,30 @@ def resume_scheduler_on_a_first_optimizer(path, build_model, build_optimizer, bu
     return model, optimizer, scheduler, checkpoint["step"]
 
 
+def resume_weights_only_false(path, *builders):
+    checkpoint, model, optimizer, scheduler = _load_and_build(path, *builders)
+    checkpoint = torch.load(path, weights_only=False)
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    scheduler.load_state_dict(checkpoint["scheduler"])
+    _restore_rng(checkpoint)
+    return model, optimizer, scheduler, checkpoint["step"]
+
+
+def resume_with_the_library(path, build_model, build_optimizer, build_scheduler):
+    model = build_model()
+    optimizer = build_optimizer(model)
+    scheduler = build_scheduler(optimizer)
+    step, _ = ref.load(path, model=model, optimizer=optimizer, scheduler=scheduler)
+    return model, optimizer, scheduler, step
+
+
+@pytest.mark.refuses_library
+def test_the_library_load_is_not_an_answer():
+    result = check("09.2", resume_with_the_library)
+    assert result.status == "failed" and "write it yourself" in str(result), str(result)
+
+
 @pytest.mark.parametrize("candidate", [resume_scheduler_loaded_first, resume_with_last_epoch])
 def test_other_exact_resumes_pass(candidate):
     assert check("09.2", candidate).passed
@@ -325,13 +371,14 @@ def test_other_exact_resumes_pass(candidate):
                              "the scheduler's state is not loaded"]),
     (resume_without_scheduler, ["the scheduler's state is not loaded", "restarts the warmup"]),
     (resume_scheduler_built_late, ["the scheduler was built after optimizer.load_state_dict",
-                                   "lr of step 0", "Build model, optimizer and scheduler first"]),
+                                   "lr of step 1", "Build model, optimizer and scheduler first"]),
     (resume_without_rng, ["torch's RNG state is not restored", "Python's RNG state is not restored"]),
     (resume_without_python_rng, ["Python's RNG state is not restored"]),
     (resume_rng_before_building, ["restored before the model was built", "restore the RNG states last"]),
     (resume_next_step, ["resume returned step 4", "return checkpoint[\"step\"]"]),
     (resume_fresh_last_epoch, ["KeyError 'initial_lr'"]),
     (resume_last_epoch_off_by_one, ["last_epoch is 4, expected 3", "steps once more while it is built"]),
+    (resume_weights_only_false, ["weights_only=False unpickles"]),
     (resume_scheduler_on_a_first_optimizer, ["the scheduler drives another optimizer",
                                              "build_scheduler(optimizer) on the optimizer you return"]),
 ])
@@ -355,7 +402,7 @@ def test_a_resume_failure_names_the_case_and_the_first_step():
     result = check("09.2", resume_without_scheduler)
     details = dict(result.details)
     assert details["case"] == "resume after 3 of 6 steps (inside the warmup)"
-    assert details["step"] == "4"  # the first step whose lr the restarted warmup gets wrong
+    assert details["step"] == "5"  # the second update after the resume: the restarted warmup's lr
 
 
 # --------------------------------------------------------------------------
@@ -413,13 +460,105 @@ def test_a_differently_written_loop_passes():
     assert check("09.3", train_with_islice).passed
 
 
+def train_reseeded_per_epoch(path, total_steps, stop_after=None):
+    """Right, the other design the notebook names: the generator re-seeded with the epoch number
+    at every epoch's start, so the checkpoint needs no generator state, only the position."""
+    torch.manual_seed(0)
+    model = ref.build_model()
+    optimizer = ref.build_optimizer(model)
+    scheduler = ref.build_scheduler(optimizer)
+    generator = torch.Generator()
+    loader = ref.make_loader(generator)
+    step = 0
+    if os.path.exists(path):
+        state = torch.load(path, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        step = state["step"]
+    losses = []
+    while step < total_steps:
+        epoch, done = divmod(step, len(loader))
+        generator.manual_seed(epoch)
+        for batch, (x, y) in enumerate(loader):
+            if batch < done:
+                continue
+            losses.append(training_step(model, optimizer, scheduler, x, y))
+            step += 1
+            if step == stop_after:
+                torch.save({"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                            "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state()}, path)
+                return model, losses
+            if step == total_steps:
+                break
+    return model, losses
+
+
+def test_reseeding_the_loader_per_epoch_passes():
+    result = check("09.3", train_reseeded_per_epoch)
+    assert result.passed, str(result)
+
+
+def test_a_loop_that_changes_the_run_itself_fails_saying_so():
+    def scaled_losses(path, total_steps, stop_after=None):  # resumes exactly, but another run
+        model, losses = train_reseeded_per_epoch(path, total_steps, stop_after)
+        return model, [loss * 1.5 for loss in losses]
+
+    result = check("09.3", scaled_losses)
+    assert result.status == "failed" and "the run itself changed" in _cause(result), str(result)
+    assert dict(result.details)["step"] == "1"
+
+
+def test_a_generator_restored_into_another_generator_is_named_not_restored():
+    # it is saved, but set on a generator the loader does not use: the cause must not say "not saved"
+    def restores_elsewhere(path, total_steps, stop_after=None):
+        torch.manual_seed(0)
+        model = ref.build_model()
+        optimizer = ref.build_optimizer(model)
+        scheduler = ref.build_scheduler(optimizer)
+        generator = torch.Generator().manual_seed(0)
+        loader = ref.make_loader(generator)
+        step, done = 0, 0
+        if os.path.exists(path):
+            state = torch.load(path, weights_only=True)
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["rng"])
+            torch.Generator().set_state(state["loader"])  # not the loader's generator
+            step, done = state["step"], state["done"]
+        losses = []
+        while step < total_steps:
+            epoch_start = generator.get_state()
+            for batch, (x, y) in enumerate(loader):
+                if batch < done:
+                    continue
+                losses.append(training_step(model, optimizer, scheduler, x, y))
+                step += 1
+                if step == stop_after:
+                    torch.save({"step": step, "done": batch + 1, "model": model.state_dict(),
+                                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                                "rng": torch.get_rng_state(), "loader": epoch_start}, path)
+                    return model, losses
+                if step == total_steps:
+                    break
+            done = 0
+        return model, losses
+
+    result = _failed_with("09.3", restores_elsewhere, "is not restored", "the loader's own generator")
+    assert "not saved" not in _cause(result)
+
+
 @pytest.mark.parametrize(("mistake", "words"), [
-    (0, ["both bugs are still there", "generator is not saved and restored",
+    (0, ["both bugs are still there", "generator is not restored",
          "starts again from its first batch"]),
-    (1, ["the DataLoader's generator is not saved and restored"]),
+    (1, ["the DataLoader's generator is not restored"]),
     (2, ["starts again from its first batch", "skip the batches already done"]),
     (3, ["at the checkpoint, after this epoch's shuffle was drawn", "from the start of the epoch"]),
     (4, ["at the checkpoint, after this epoch's shuffle was drawn", "starts again from its first batch"]),
+    (5, ["skips one batch too few", "batch + 1 done"]),
+    (6, ["the epochs after the resumed one skip", "back to 0"]),
 ])
 def test_broken_loops_fail_naming_the_bugs(mistake, words):
     _failed_with("09.3", list(nb09.LOOP_MISTAKES.values())[mistake], *words)
@@ -438,12 +577,19 @@ def test_a_loop_that_forgets_the_position_of_a_second_resume_fails():
         model, losses = ref.train_resumable(path, total_steps, stop_after)
         if stop_after is not None and os.path.exists(path):
             state = torch.load(path, weights_only=True)
-            state["batches_done"] = min(state["batches_done"], len(losses))
+            state["extra"]["batches_done"] = min(state["extra"]["batches_done"], len(losses))
             torch.save(state, path)
         return model, losses
 
     result = check("09.3", train)
     assert result.status == "failed" and "twice in one epoch" in dict(result.details)["case"], str(result)
+    assert "likely cause" not in dict(result.details)  # no replayed mistake reproduces every case
+
+
+@pytest.mark.refuses_library
+def test_a_loop_built_on_the_library_pair_is_not_an_answer():
+    result = check("09.3", ref.train_resumable)
+    assert result.status == "failed" and "write it yourself" in str(result), str(result)
 
 
 # --------------------------------------------------------------------------
@@ -473,6 +619,20 @@ def test_wrong_set_base_lrs_fail_naming_the_mistake(mistake, words):
     _failed_with("09.4", mistake, *words)
 
 
+def test_a_set_base_lrs_that_empties_the_callers_list_fails():
+    def consumes(optimizer, scheduler, base_lrs):
+        ref.set_base_lrs(optimizer, scheduler, list(base_lrs))
+        base_lrs.clear()
+
+    _failed_with("09.4", consumes, "changed the caller's list")
+
+
+def test_a_failure_says_which_step_the_lr_is_for():
+    result = check("09.4", nb09._only_base_lrs)
+    details = dict(result.details)
+    assert details["step"] == "8" and "for step 8" in details["detail"], str(result)  # after step 7
+
+
 def test_writing_group_lr_is_undone_by_the_next_step():
     # the claim the notebook demonstrates, and why _only_group_lr is a mistake
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
@@ -484,3 +644,13 @@ def test_writing_group_lr_is_undone_by_the_next_step():
     optimizer.step()
     scheduler.step()
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * ref.warmup_cosine()(7))
+
+
+def test_an_rng_state_saved_as_a_list_is_not_called_a_seed():
+    def as_list(path, step, model, optimizer, scheduler):
+        torch.save({"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "rng": {"torch": torch.get_rng_state().tolist(), "python": random.getstate()}}, path)
+
+    result = _failed_with("09.1", as_list, "torch.get_rng_state() itself")
+    assert "seed" not in _cause(result)

@@ -36,7 +36,7 @@ def _names(items, limit=6):
 
 def _read_groups(label, groups, n, example):
     """The candidate's param groups as a list of (dict, [tensors]); a Mismatch if they are not
-    ``n`` dicts with a 'params' iterable of tensors (torch also accepts (name, tensor) pairs)."""
+    ``n`` dicts with a 'params' list of tensors (torch also accepts (name, tensor) pairs)."""
     if not isinstance(groups, (list, tuple)) or isinstance(groups, dict):
         raise Mismatch(label, f"a list of {n} param groups, {example}", _kind(groups),
                        cause="did you forget `return`?" if groups is None else
@@ -54,8 +54,17 @@ def _read_groups(label, groups, n, example):
             raise Mismatch(label, "a list of tensors", "a set", detail=f"group {i}'s 'params'",
                            cause="a set's order changes from run to run, and an optimizer's "
                                  "checkpoint is matched to the parameters by their order: use a list")
+        if isinstance(params, nn.Module):
+            raise Mismatch(label, "a list of tensors", _kind(params), detail=f"group {i}'s 'params'",
+                           cause="'params' holds the module's parameters, list(module.parameters()), not the "
+                                 "module itself")
+        if not isinstance(params, (list, tuple)):
+            raise Mismatch(label, "a list of tensors", _kind(params), detail=f"group {i}'s 'params'",
+                           cause="'params' must be a list: a generator (model.parameters(), a (p for …) "
+                                 "expression) can be read only once, so the second look at the group, "
+                                 "printing it, or a second optimizer finds it empty. Wrap it in list(…)")
         tensors = []
-        for item in [params] if isinstance(params, torch.Tensor) else list(params):
+        for item in params:
             if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], torch.Tensor):
                 item = item[1]  # torch also accepts (name, parameter) pairs
             if not isinstance(item, torch.Tensor):
@@ -108,11 +117,14 @@ class _Block(nn.Module):
 
 
 def _conv_net():
-    return nn.Sequential(
+    """Its first conv and BatchNorm are frozen (requires_grad=False), as in a fine-tuned stem."""
+    model = nn.Sequential(
         nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(),
         nn.Conv2d(8, 16, 3, bias=False), nn.GroupNorm(4, 16), nn.ReLU(),
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10),
     )
+    model[:2].requires_grad_(False)
+    return model
 
 
 class _TiedLM(nn.Module):
@@ -129,7 +141,7 @@ class _TiedLM(nn.Module):
 
 DECAY_CASES = (
     ("a transformer block: LayerNorms `pre` and `norm` (no bias), nn.MultiheadAttention, MLP", _Block, 0.1),
-    ("a conv net: Conv2d, BatchNorm2d, Conv2d without bias, GroupNorm, Linear", _conv_net, 0.05),
+    ("a conv net: Conv2d and BatchNorm2d frozen, Conv2d without bias, GroupNorm, Linear", _conv_net, 0.05),
     ("a language model: Embedding, Linear, RMSNorm, output layer tied to the embedding", _TiedLM, 0.3),
 )
 
@@ -160,6 +172,16 @@ def _generator_twice(model, weight_decay):
 
 
 DECAY_MISTAKES = {
+    "every parameter is in the decay group: biases and the weights and biases of normalization layers "
+    "must not decay; they go to the second group, with weight_decay 0.0":
+        lambda model, wd: _split(model, wd, lambda n, p: False),
+    "you exclude the normalization layers but decay the biases: every bias (a parameter named 'bias') "
+    "goes to the no-decay group too":
+        lambda model, wd: _by_module(model, wd, lambda m, n: isinstance(m, _ALL_NORMS)),
+    "frozen parameters (requires_grad=False) are in no group: they are parameters of the model too, and "
+    "belong in a group, so that they train once they are unfrozen (the optimizer skips them until then)":
+        lambda model, wd: [{**g, "params": [p for p in g["params"] if p.requires_grad]}
+                           for g in decay_groups(model, wd)],
     "you exclude only the biases; the weights of normalization layers (LayerNorm, BatchNorm, GroupNorm, "
     "RMSNorm gains) must not decay either: test isinstance(module, <a norm class>), or p.ndim < 2":
         lambda model, wd: _split(model, wd, lambda n, p: n.endswith("bias")),
@@ -174,6 +196,18 @@ DECAY_MISTAKES = {
     "comprehension used it up; make a list first (named = list(model.named_parameters()))":
         _generator_twice,
 }
+
+
+_ALL_NORMS = (nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+def _expect_flags_kept(label, module, flags):
+    """A Mismatch if the candidate switched a parameter's requires_grad (the caller's model)."""
+    changed = [n for (n, p), before in zip(module.named_parameters(), flags) if p.requires_grad != before]
+    if changed:
+        raise Mismatch(label, "requires_grad as it was", f"switched on {_names(changed)}",
+                       cause="building param groups must leave the model as it is: a frozen parameter stays "
+                             "frozen (it goes in its group all the same)")
 
 
 def _module_type(model, name):
@@ -245,6 +279,7 @@ def _check_split(label, model, weight_decay, read, seen):
             raise Mismatch(label, f"{_describe(model, wrong)}: {other}", side,
                            detail=f"group {i} ({side}) holds parameters that belong to the other one",
                            cause=_decay_cause(seen))
+    for i in range(2):  # the right parameters on each side: only their order can differ
         if [name[t] for t in read[i][1]] != [name[p] for p in expected[i]]:
             raise Mismatch(label, _names(name[p] for p in expected[i]), _names(name[t] for t in read[i][1]),
                            detail=f"the order of group {i}",
@@ -258,8 +293,9 @@ _DEFAULT_DECAY = 0.0123  # the optimizer's own weight_decay in the check: recogn
 
 @exercise("08.1", "Decay and no-decay groups", reference=decay_groups, hints=[
     "Go through model.modules() and each module's named_parameters(recurse=False): then you know both "
-    "the parameter's name and the module that owns it. Biases (name ending in 'bias') and every "
-    "parameter of a normalization layer go to the no-decay group.",
+    "the parameter's name and the module that owns it. Biases (the parameter a module registers as "
+    "'bias') and every parameter of a normalization layer, recognised by its type rather than by a "
+    "name like 'ln', go to the no-decay group. Frozen parameters count too.",
     "A normalization layer: isinstance(module, NORMS), with the tuple NORMS defined above your function "
     "(nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nn.BatchNorm2d, …). Tied weights appear under two "
     "modules: remember the parameters you have placed (a set) and skip them the second time. Both "
@@ -276,7 +312,9 @@ def check_decay_groups(candidate):
         torch.manual_seed(0)
         model = make()
         with case(label):
+            flags = [p.requires_grad for p in model.parameters()]
             groups = candidate(model, weight_decay)
+        _expect_flags_kept(label, model, flags)
         read = _read_groups(label, groups, 2, example)
         seen.append((model, weight_decay, _placement(model, read)))
         _check_split(label, model, weight_decay, read, seen)
@@ -292,9 +330,10 @@ def check_decay_groups(candidate):
                                      "set it in the group" if fell_back else
                                      "group 0 decays with the weight_decay argument, group 1 with 0.0")
         _overrides(label, optimizer, ("weight_decay",))
-    return ("3 models you have not seen (LayerNorm + attention, BatchNorm/GroupNorm convs, RMSNorm + tied "
-            "embedding): every parameter in exactly one group, in model order, biases and norm parameters "
-            "undecayed, each group's weight_decay as AdamW uses it")
+    return ("3 models you have not seen (LayerNorm + attention, BatchNorm/GroupNorm convs with a frozen "
+            "layer, RMSNorm + tied embedding): every parameter in exactly one group, frozen ones included, "
+            "lists in model order, biases and norm parameters undecayed, each group's weight_decay as AdamW "
+            "uses it")
 
 
 # --------------------------------------------------------------------------
@@ -307,12 +346,16 @@ def _linear_blocks(n):
 
 
 def _norm_blocks(n):
-    return nn.ModuleList(nn.Sequential(nn.LayerNorm(4), nn.Linear(4, 4)) for _ in range(n))
+    """The first block is frozen (requires_grad=False), to be unfrozen later."""
+    blocks = nn.ModuleList(nn.Sequential(nn.LayerNorm(4), nn.Linear(4, 4)) for _ in range(n))
+    blocks[0].requires_grad_(False)
+    return blocks
 
 
 LAYERWISE_CASES = (
     ("3 Linear blocks, lr=0.01, decay=0.5", _linear_blocks, 3, 0.01, 0.5),
-    ("6 blocks of LayerNorm + Linear in an nn.ModuleList, lr=0.001, decay=0.8", _norm_blocks, 6, 1e-3, 0.8),
+    ("6 blocks of LayerNorm + Linear in an nn.ModuleList, the first frozen, lr=0.001, decay=0.8",
+     _norm_blocks, 6, 1e-3, 0.8),
     ("1 block, lr=0.1, decay=0.5", _linear_blocks, 1, 0.1, 0.5),
     ("4 blocks, lr=0.003, decay=1.0 (no decay)", _linear_blocks, 4, 3e-3, 1.0),
 )
@@ -357,18 +400,27 @@ def check_layerwise(candidate):
         torch.manual_seed(0)
         blocks = make(n)
         with case(label):
+            flags = [p.requires_grad for p in nn.ModuleList(blocks).parameters()]
             groups = candidate(blocks, lr, decay)
+        _expect_flags_kept(label, nn.ModuleList(blocks), flags)
         if n > 1 and isinstance(groups, (list, tuple)) and len(groups) == 1:
             raise Mismatch(label, f"{n} param groups, one per block", "1 param group",
                            cause="each block needs a group of its own, with its own 'lr'")
         read = _read_groups(label, groups, n, "{'params': [...], 'lr': ...}")
         for i, (block, (_, tensors)) in enumerate(zip(blocks, read)):
-            if len(tensors) != len(list(block.parameters())) or any(
-                    t is not p for t, p in zip(tensors, block.parameters())):
-                raise Mismatch(label, f"the {len(list(block.parameters()))} parameters of block {i}",
+            own = list(block.parameters())
+            if len(tensors) != len(own) or any(t is not p for t, p in zip(tensors, own)):
+                trainable = [p for p in own if p.requires_grad]
+                frozen = len(trainable) < len(own) and len(tensors) == len(trainable) and all(
+                    t is p for t, p in zip(tensors, trainable))
+                raise Mismatch(label, f"the {len(own)} parameters of block {i}",
                                f"{len(tensors)} tensors, not block {i}'s parameters in order",
-                               detail=f"group {i}", cause="group i holds the parameters of blocks[i], "
-                                                          "list(blocks[i].parameters())")
+                               detail=f"group {i}",
+                               cause="block i's frozen parameters (requires_grad=False) are missing: they "
+                                     "belong in its group too, so that they train with its lr once "
+                                     "unfrozen; list(blocks[i].parameters()) has them all" if frozen else
+                                     "group i holds the parameters of blocks[i], "
+                                     "list(blocks[i].parameters())")
         lrs = _lrs_of(read)
         expected = [lr * decay ** (n - 1 - i) for i in range(n)]
         if any(x is None for x in lrs):
@@ -383,8 +435,8 @@ def check_layerwise(candidate):
                            cause=_layerwise_cause(seen))
         optimizer = _optimizer(label, read, lr=123.0)
         _overrides(label, optimizer, ("lr",))
-    return ("4 settings (1, 3, 4 and 6 blocks; decay 0.5, 0.8, 1.0): one group per block with its "
-            "parameters, lr·decay^(N−1−i), accepted by AdamW")
+    return ("4 settings (1, 3, 4 and 6 blocks, one frozen; decay 0.5, 0.8, 1.0): one group per block with "
+            "a list of all its parameters, lr·decay^(N−1−i), accepted by AdamW")
 
 
 def _layerwise_cause(seen):
@@ -431,19 +483,19 @@ class UnfreezeCase:
 
 
 UNFREEZE_CASES = (
-    UnfreezeCase("LambdaLR (3 warmup steps, then cosine to step 14), AdamW(lr=0.01); layer 1 unfrozen at "
-                 "step 6 with lr 0.004, passed as layers[1].parameters()",
+    UnfreezeCase("LambdaLR (3 warmup steps, then cosine to step 14), AdamW(lr=0.01); layer 1 unfrozen "
+                 "after 6 steps with lr 0.004, passed as layers[1].parameters()",
                  lambda g: torch.optim.AdamW(g, lr=0.01), lambda o: S.LambdaLR(o, _warmup_cosine),
                  ((6, 1, 0.004),), generator=True),
-    UnfreezeCase("StepLR(step_size=3, gamma=0.5), SGD(lr=0.1, momentum=0.9); layer 1 unfrozen at step 4 with "
-                 "lr 0.05, layer 0 at step 7 with lr 0.02",
+    UnfreezeCase("StepLR(step_size=3, gamma=0.5), SGD(lr=0.1, momentum=0.9); layer 1 unfrozen after 4 steps "
+                 "with lr 0.05, layer 0 after 7 with lr 0.02",
                  lambda g: torch.optim.SGD(g, lr=0.1, momentum=0.9), lambda o: S.StepLR(o, 3, 0.5),
                  ((4, 1, 0.05), (7, 0, 0.02))),
     UnfreezeCase("CosineAnnealingLR(T_max=4), run past T_max where it rises again, Adam(lr=0.02); layer 1 "
-                 "unfrozen at step 2 with lr 0.01, layer 0 at step 5 with lr 0.005",
+                 "unfrozen after 2 steps with lr 0.01, layer 0 after 5 with lr 0.005",
                  lambda g: torch.optim.Adam(g, lr=0.02), lambda o: S.CosineAnnealingLR(o, 4),
                  ((2, 1, 0.01), (5, 0, 0.005))),
-    UnfreezeCase("MultiplicativeLR(×0.9 per step), SGD(lr=0.1); layer 0 unfrozen at step 3 with lr 0.03",
+    UnfreezeCase("MultiplicativeLR(×0.9 per step), SGD(lr=0.1); layer 0 unfrozen after 3 steps with lr 0.03",
                  lambda g: torch.optim.SGD(g, lr=0.1), lambda o: S.MultiplicativeLR(o, lambda t: 0.9),
                  ((3, 0, 0.03),), steps=8),
 )
@@ -536,16 +588,23 @@ UNFREEZE_MISTAKES = {
 }
 
 
+def _same_rows(replayed, rows):
+    return len(replayed) >= len(rows) and all(
+        len(r) == len(s) and all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(r, s))
+        for r, s in zip(replayed, rows))
+
+
 def _unfreeze_cause(case_, rows):
-    """The first of UNFREEZE_MISTAKES whose run gives the lr ``rows`` (from step 0 on)."""
+    """The first of UNFREEZE_MISTAKES whose run gives the lr ``rows`` (from the first step on) and
+    every lr of the cases before, which the candidate passed."""
+    earlier = UNFREEZE_CASES[:UNFREEZE_CASES.index(case_)]
     for description, wrong in UNFREEZE_MISTAKES.items():
         try:
-            replayed = _lr_rows(case_, wrong)[: len(rows)]
+            if _same_rows(_lr_rows(case_, wrong), rows) and all(
+                    _same_rows(_lr_rows(c, wrong), _reference_run(c)[0]) for c in earlier):
+                return description
         except Exception:  # noqa: BLE001, S112 (a mistake that crashes reproduces nothing)
             continue
-        if all(len(r) == len(s) and all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(r, s))
-               for r, s in zip(replayed, rows)):
-            return description
     return None
 
 
@@ -583,8 +642,12 @@ def _check_unfrozen(label, optimizer, scheduler, before, params, lr, generator):
                              "groups")
     base = getattr(scheduler, "base_lrs", None)
     if not isinstance(base, list) or len(base) != len(groups) or base[-1] != lr:
+        appended = isinstance(base, list) and len(base) == len(groups)
         raise Mismatch(label, f"{len(groups)} entries ending in {lr}", base, detail="scheduler.base_lrs",
-                       cause="the scheduler keeps one base lr per group, built when it was constructed; "
+                       cause="the new group's entry is not its base lr: base_lrs holds the lr each group "
+                             "would have at the schedule's start, the lr argument itself, not the lr it "
+                             "starts at now: scheduler.base_lrs.append(lr)" if appended else
+                             "the scheduler keeps one base lr per group, built when it was constructed; "
                              "tell it the new group's: scheduler.base_lrs.append(lr)")
     lambdas = getattr(scheduler, "lr_lambdas", None)
     if lambdas is not None and len(lambdas) != len(groups):
@@ -617,21 +680,22 @@ def _compare_run(case_, candidate):
         got = [g["lr"] for g in optimizer.param_groups]
         odd = [x for x in got if isinstance(x, bool) or not isinstance(x, (int, float))]
         if odd:
-            raise Mismatch(label, format_lrs(expected[t]), got, step=t, cause=lr_kind_cause(odd[0]))
+            raise Mismatch(label, format_lrs(expected[t]), got, step=t + 1, cause=lr_kind_cause(odd[0]))
         wrong = [g for g, (e, h) in enumerate(zip(expected[t], got)) if not math.isclose(e, h, rel_tol=1e-9)]
         if wrong:
-            raise Mismatch(label, expected[t][wrong[0]], got[wrong[0]], step=t,
-                           detail=f"the lr of param group {wrong[0]} at step {t}; all groups: expected "
+            raise Mismatch(label, expected[t][wrong[0]], got[wrong[0]], step=t + 1,
+                           detail=f"the lr of param group {wrong[0]} for step {t + 1} (step 1 is the first "
+                                  f"update); all groups: expected "
                                   f"{format_lrs(expected[t])}, got {format_lrs(got)}",
                            cause=_unfreeze_cause(case_, expected[:t] + [got]))
         try:
             _train_step(model, optimizer, scheduler, data)
         except (ValueError, KeyError, IndexError, TypeError) as error:
             raise Mismatch(label, "the scheduler steps all groups", f"{type(error).__name__}: {error}",
-                           step=t, detail="optimizer.step(), then scheduler.step()") from None
+                           step=t + 1, detail="optimizer.step(), then scheduler.step()") from None
         for name, e, g in zip([n for n, _ in model.named_parameters()], values[t], model.parameters()):
             if not torch.allclose(e, g, rtol=1e-9, atol=1e-12):
-                raise Mismatch(label, e, g.detach(), step=t, detail=f"parameter {name} after the step")
+                raise Mismatch(label, e, g.detach(), step=t + 1, detail=f"parameter {name} after the step")
 
 
 @exercise("08.3", "Unfreezing under a scheduler", reference=unfreeze, hints=[

@@ -8,6 +8,7 @@ state right after the resume (09.2) or by replaying the known wrong versions bel
 (09.3, 09.4); the tests feed those wrong versions back in.
 """
 
+import contextlib
 import copy
 import math
 import os
@@ -163,9 +164,13 @@ def _expect_checkpoint(name, expected, got):
                        detail="checkpoint[\"rng\"]", cause=_MISSING["rng"])
     torch_state = got["rng"]["torch"]
     if not isinstance(torch_state, torch.Tensor):
-        raise Mismatch(name, "a uint8 tensor", torch_state, detail="checkpoint[\"rng\"][\"torch\"]",
+        seed = isinstance(torch_state, int) and not isinstance(torch_state, bool)
+        raise Mismatch(name, "a uint8 tensor", f"{torch_state!r:.60}",
+                       detail="checkpoint[\"rng\"][\"torch\"]",
                        cause="a seed is not the generator's state: re-seeding restarts the random stream "
-                             "from its beginning, not where the run was. Save torch.get_rng_state()")
+                             "from its beginning, not where the run was. Save torch.get_rng_state()" if seed
+                       else "save torch.get_rng_state() itself, the uint8 tensor that torch.set_rng_state "
+                            "takes back")
     if _difference(expected["rng"]["torch"], torch_state, ""):
         raise Mismatch(name, detail="checkpoint[\"rng\"][\"torch\"] is not the state at the call",
                        cause="save torch.get_rng_state() as it is when save_checkpoint is called, "
@@ -188,7 +193,7 @@ def _call_save(candidate, name, *args):
                    "only tensors, numbers and containers")
 
 
-def _expect_run_untouched(name, expected, model, optimizer):
+def _expect_run_untouched(name, expected, model, optimizer, scheduler):
     rng = expected["rng"]
     if not torch.equal(torch.get_rng_state(), rng["torch"]) or random.getstate() != rng["python"]:
         raise Mismatch(name, detail="the RNG states after save_checkpoint",
@@ -198,9 +203,17 @@ def _expect_run_untouched(name, expected, model, optimizer):
             expected["optimizer"]["state"], optimizer.state_dict()["state"], ""):
         raise Mismatch(name, detail="the model or optimizer after save_checkpoint",
                        cause="saving must not change the model or the optimizer")
+    if not model.training:
+        raise Mismatch(name, "train mode", "eval mode", detail="the model after save_checkpoint",
+                       cause="saving switched the model to eval mode (dropout off) and left it there: the "
+                             "run would go on without dropout. model.state_dict() needs no eval()")
+    if _difference(expected["optimizer"]["param_groups"], optimizer.state_dict()["param_groups"], "") or \
+            _difference(expected["scheduler"], scheduler.state_dict(), ""):
+        raise Mismatch(name, detail="the lrs or the scheduler after save_checkpoint",
+                       cause="saving must not step the scheduler or change a group's lr")
 
 
-@exercise("09.1", "Save a checkpoint", reference=ref.save_checkpoint, hints=[
+@exercise("09.1", "Save a checkpoint", reference=ref.save_checkpoint, library=[ref.save], hints=[
     "One dict, one torch.save(checkpoint, path). Its keys: \"step\", \"model\", \"optimizer\", "
     "\"scheduler\", \"rng\". Which of the objects can weights_only=True load back, and which only "
     "through their state_dict()?",
@@ -218,7 +231,7 @@ def check_save_checkpoint(candidate):
         with tempfile.TemporaryDirectory() as directory:
             path = os.path.join(directory, "checkpoint.pt")
             _call_save(candidate, name, path, steps, model, optimizer, scheduler)
-            _expect_run_untouched(name, expected, model, optimizer)
+            _expect_run_untouched(name, expected, model, optimizer, scheduler)
             checkpoint = _load(name, path)
         _expect_checkpoint(name, expected, checkpoint)
     return (f"{len(_SAVE_CASES)} runs (Adam, 2 param groups, warmup + cosine): one file that "
@@ -294,7 +307,7 @@ def _missed(expected, got, run, step, n, saved_rng):
     step_0 = [lr * ref.warmup_cosine()(0) for lr in (ref.BODY_LR, ref.HEAD_LR)]
     if optimizer_loaded and got["lrs"] != expected["lrs"] and _close(got["lrs"], step_0):
         missed.append("the scheduler was built after optimizer.load_state_dict: building it wrote the lr of "
-                      f"step 0 ({format_lrs(step_0)}) into the groups, and scheduler.load_state_dict brings "
+                      f"step 1 ({format_lrs(step_0)}) into the groups, and scheduler.load_state_dict brings "
                       "back last_epoch but not the groups' lr, so the first step after the resume runs at "
                       "the warmup's lr. Build model, optimizer and scheduler first, then load the states")
     if not torch.equal(got["torch"], expected["torch"]):
@@ -325,13 +338,36 @@ def _rng_cause(got, saved):
             "torch.set_rng_state(checkpoint[\"rng\"][\"torch\"])")
 
 
+@contextlib.contextmanager
+def _watch_torch_load():
+    """Record the ``weights_only`` of every ``torch.load`` call (None: torch's default, True)."""
+    calls, load = [], torch.load
+
+    def watched(*args, **kwargs):
+        calls.append(kwargs.get("weights_only"))
+        return load(*args, **kwargs)
+
+    torch.load = watched
+    try:
+        yield calls
+    finally:
+        torch.load = load
+
+
 def _call_resume(candidate, path, name):
-    with case(name):
+    with case(name), _watch_torch_load() as calls:
         try:
-            return candidate(path, ref.build_model, ref.build_optimizer, ref.build_scheduler)
+            answer = candidate(path, ref.build_model, ref.build_optimizer, ref.build_scheduler)
         except KeyError as error:
             if "initial_lr" not in str(error):
                 raise
+        else:
+            if False in calls:
+                raise Mismatch(name, "torch.load(path, weights_only=True)", "weights_only=False",
+                               cause="weights_only=False unpickles whatever the file holds, which can run "
+                                     "arbitrary code; a checkpoint of state dicts loads with "
+                                     "weights_only=True")
+            return answer
     raise Mismatch(name, cause="KeyError 'initial_lr': a scheduler built with last_epoch ≥ 0 needs "
                    "'initial_lr' in every param group, which only optimizer.load_state_dict brings. Build "
                    "it with build_scheduler(optimizer) and load its state with scheduler.load_state_dict")
@@ -352,7 +388,7 @@ def _shown(run, k):
     return f"loss {run[0][k]!r}, lrs {format_lrs(run[1][k])}"
 
 
-@exercise("09.2", "Resume exactly", reference=ref.resume, hints=[
+@exercise("09.2", "Resume exactly", reference=ref.resume, library=[ref.load], hints=[
     "Read the file with torch.load(path, weights_only=True). Then the order matters: build model, "
     "optimizer and scheduler with the three builders exactly as at the start, and only then load the "
     "three states. What does building a scheduler do to the groups' lr?",
@@ -387,9 +423,9 @@ def check_resume(candidate):
         k = _first_difference(second, resumed)
         if k is not None:
             missed = _missed(expected, got, (model, optimizer, scheduler), step, n, expected["torch"])
-            raise Mismatch(name, _shown(second, k), _shown(resumed, k), step=n + k,
+            raise Mismatch(name, _shown(second, k), _shown(resumed, k), step=n + k + 1,
                            detail=f"the first step after the resume that differs from the uninterrupted run "
-                                  f"(steps are counted from 0; the resume is at step {n})",
+                                  f"(step 1 is the first update; the resume comes after step {n})",
                            cause="; ".join(missed) or "the states after your resume look right, but the run "
                                  "differs: do you return the objects you loaded the states into?")
         where = _difference(final, model.state_dict(), "the final weights")
@@ -404,10 +440,13 @@ def check_resume(candidate):
 # --------------------------------------------------------------------------
 
 
-def _loop_variant(generator_state, skips_done):
+def _loop_variant(generator_state, skips_done, counted=1, reseed=False, resets=True):
     """``ref.train_resumable`` with its DataLoader resume written wrongly: ``generator_state`` is
     the loader generator's state it saves ("epoch start", right; "now", at the checkpoint; None);
-    ``skips_done``: whether a resumed epoch skips the batches done before the interruption."""
+    ``skips_done``: whether a resumed epoch skips the batches done before the interruption;
+    ``counted``: the batches done it saves are ``batch + counted``; ``resets``: whether the later
+    epochs start from their first batch again. ``reseed``: the right loop of
+    another design, which re-seeds the generator with the epoch number at every epoch's start."""
 
     def train(path, total_steps, stop_after=None):
         torch.manual_seed(0)
@@ -426,6 +465,8 @@ def _loop_variant(generator_state, skips_done):
             step, done = checkpoint["step"], checkpoint["done"] if skips_done else 0
         losses = []
         while step < total_steps:
+            if reseed:
+                generator.manual_seed(step // len(loader))
             epoch_start = generator.get_state()
             for batch, (x, y) in enumerate(loader):
                 if batch < done:
@@ -435,20 +476,22 @@ def _loop_variant(generator_state, skips_done):
                 step += 1
                 if step == stop_after:
                     loader_state = epoch_start if generator_state == "epoch start" else generator.get_state()
-                    torch.save({"step": step, "done": batch + 1, "model": model.state_dict(),
+                    torch.save({"step": step, "done": batch + counted, "model": model.state_dict(),
                                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                                 "rng": torch.get_rng_state(), "loader": loader_state}, path)
                     return model, losses
                 if step == total_steps:
                     break
-            done = 0
+            done = 0 if resets else done
         return model, losses
 
     return train
 
 
-_NO_GENERATOR = ("the DataLoader's generator is not saved and restored: the resumed run draws another "
-                 "shuffle, so it trains on other batches than the uninterrupted run")
+_NO_GENERATOR = ("the DataLoader's generator is not restored: the resumed run draws the shuffle of a "
+                 "freshly seeded generator, so it trains on other batches than the uninterrupted run. Save "
+                 "its state and set it back on the loader's own generator (generator.set_state) before "
+                 "the resumed epoch iterates the loader")
 _RESTARTS_EPOCH = ("a resumed epoch starts again from its first batch, so the batches before the "
                    "interruption are trained on twice: skip the batches already done in this epoch "
                    "(save how many with the checkpoint)")
@@ -464,10 +507,16 @@ LOOP_MISTAKES = {
     "you save the generator's state at the checkpoint, after this epoch's shuffle was drawn, and a resumed "
     "epoch starts again from its first batch: save the state from the start of the epoch, and skip the "
     "batches done": _loop_variant("now", False),
+    "a resumed epoch skips one batch too few, so the batch of the step before the interruption is "
+    "trained on twice: enumerate counts from 0, so after batch number `batch` there are batch + 1 done":
+        _loop_variant("epoch start", True, counted=0),
+    "the epochs after the resumed one skip its done batches too: after the resumed epoch, set the number "
+    "of batches done back to 0": _loop_variant("epoch start", True, resets=False),
 }
+_RESEEDED = _loop_variant("epoch start", True, reseed=True)  # right: the other design of the notebook
 TOTAL = 15  # 3 epochs of 5 batches
-_LOOP_CASES = (("interrupted after step 7 (in the middle of epoch 2)", (7,)),
-               ("interrupted after step 10 (at the end of epoch 2)", (10,)),
+_LOOP_CASES = (("interrupted after step 7 (in the middle of the second epoch)", (7,)),
+               ("interrupted after step 10 (at the end of the second epoch)", (10,)),
                ("interrupted after step 2 (in the warmup)", (2,)),
                ("interrupted twice in one epoch, after steps 6 and 8", (6, 8)))
 
@@ -494,7 +543,8 @@ def _model_and_losses(name, answer):
     return answer
 
 
-@exercise("09.3", "Fix the resumable loop", reference=ref.train_resumable, hints=[
+@exercise("09.3", "Fix the resumable loop", reference=ref.train_resumable, library=[ref.save, ref.load],
+          hints=[
     "The losses differ from the first step after the resume on. Two things about the data differ "
     "there: the order of the epoch's batches, and the batch the resumed epoch starts at. The loader "
     "of the numbers 0–11 above shows when a DataLoader draws an epoch's order from its generator.",
@@ -508,24 +558,44 @@ def _model_and_losses(name, answer):
     "`\"batches_done\": batch + 1` and `\"loader\": epoch_start`; after the for loop `done = 0`.",
 ])
 def check_train_resumable(candidate):
+    with tempfile.TemporaryDirectory() as directory:
+        designs = [ref.train_resumable(os.path.join(directory, "a.pt"), TOTAL),
+                   _RESEEDED(os.path.join(directory, "b.pt"), TOTAL)]
+        name = f"uninterrupted, {TOTAL} steps"
+        with case(name):
+            answer = candidate(os.path.join(directory, "c.pt"), TOTAL)
+    expected_model, expected = _model_and_losses(name, answer)
+    if expected not in [losses for _, losses in designs]:
+        reference = designs[0][1]
+        k = next((k for k, (e, g) in enumerate(zip(reference, expected)) if e != g),
+                 min(len(reference), len(expected)))
+        raise Mismatch(name, _loss(reference, k), _loss(expected, k), step=k + 1,
+                       detail=f"the loss of step {k + 1} of the run without interruption, expected as in "
+                              f"train_broken ({len(reference)} losses in all, got {len(expected)})",
+                       cause="the run itself changed: fix the checkpoint and the resume, and keep the seeds, "
+                             "the model, optimizer, scheduler and loader as train_broken builds them (or "
+                             "re-seed the loader's generator with the epoch number, 0, 1, 2, …, at the start "
+                             "of every epoch)")
+    passed = []  # the interruptions of the cases so far
     for name, stops in _LOOP_CASES:
-        with tempfile.TemporaryDirectory() as directory:
-            expected_model, expected = ref.train_resumable(os.path.join(directory, "uninterrupted.pt"), TOTAL)
         with tempfile.TemporaryDirectory() as directory:
             model, got = _interrupted(candidate, stops, directory, name)
         if got != expected:
             k = next((k for k, (e, g) in enumerate(zip(expected, got)) if e != g),
                      min(len(expected), len(got)))
-            cause = next((c for c, wrong in LOOP_MISTAKES.items() if _replays(wrong, stops, got)), None)
-            raise Mismatch(name, _loss(expected, k), _loss(got, k), step=k,
+            cause = next((c for c, wrong in LOOP_MISTAKES.items()
+                          if _replays(wrong, stops, got)
+                          and all(_replays(wrong, earlier, expected) for earlier in passed)),
+                         None)
+            raise Mismatch(name, _loss(expected, k), _loss(got, k), step=k + 1,
                            detail=f"{len(got)} losses in all, expected {len(expected)}; the first to differ "
-                                  f"is step {k} (from 0)",
-                           cause=cause or "the losses of the interrupted + resumed run differ from the "
-                                          "uninterrupted run's: what else does the run need to continue?")
+                                  f"is the loss of step {k + 1} (step 1 is the first update)",
+                           cause=cause)
         where = _difference(expected_model.state_dict(), model.state_dict(), "the final weights")
         if where:
             raise Mismatch(name, detail=where, cause="the losses agree, but the final weights differ: "
                            "return the model you trained")
+        passed.append(stops)
     return (f"{len(_LOOP_CASES)} interruptions (mid-epoch, at an epoch's end, in the warmup, twice in one "
             f"epoch) of a {TOTAL}-step run: every loss and the final weights bit for bit equal to the "
             "uninterrupted run's")
@@ -554,7 +624,7 @@ class _LrCase:
 
     @property
     def label(self):
-        return f"{self.name}, group lrs {list(self.lrs)} → base lrs {list(self.new)} at step {self.at}"
+        return f"{self.name}, group lrs {list(self.lrs)} → base lrs {list(self.new)} after step {self.at}"
 
     def optimizer_with(self, lrs):
         groups = [{"params": [torch.zeros(1, requires_grad=True)], "lr": lr} for lr in lrs]
@@ -573,8 +643,12 @@ def _lr_record(case_, set_base_lrs, lrs=None):
     for _ in range(case_.at):
         optimizer.step()
         scheduler.step()
+    base_lrs = list(case_.new)
     with case(case_.label):
-        set_base_lrs(optimizer, scheduler, list(case_.new))
+        set_base_lrs(optimizer, scheduler, base_lrs)
+    if base_lrs != list(case_.new):
+        raise Mismatch(case_.label, list(case_.new), base_lrs, detail="the list base_lrs you were given",
+                       cause="set_base_lrs changed the caller's list: copy it (list(base_lrs))")
     rows = []
     for _ in range(_AFTER):
         rows.append(_lrs(optimizer))
@@ -670,21 +744,24 @@ def _close_enough(a, b):
     "scheduler.base_lrs = list(base_lrs).",
 ])
 def check_set_base_lrs(candidate):
-    for case_ in _LR_CASES:
+    for i, case_ in enumerate(_LR_CASES):
         expected = _lr_record(case_, _unchanged, lrs=case_.new)  # as if started from the new lrs
         got = _lr_record(case_, candidate)
         if _same_record(expected, got):
             continue
         cause = next((c for c, wrong in BASE_LR_MISTAKES.items()
-                      if _same_record(_lr_record(case_, wrong), got)), None)
+                      if _same_record(_lr_record(case_, wrong), got)
+                      and all(_same_record(_lr_record(c_, wrong), _lr_record(c_, _unchanged, lrs=c_.new))
+                              for c_ in _LR_CASES[:i])), None)
         (rows_e, rebuilt_e), (rows_g, rebuilt_g) = expected, got
         k = next((k for k, (e, g) in enumerate(zip(rows_e, rows_g)) if not _close_enough(e, g)), None)
         if k is None:
             raise Mismatch(case_.label, format_lrs(rebuilt_e), format_lrs(rebuilt_g),
                            detail=f"the lrs of a scheduler rebuilt with last_epoch={case_.at + _AFTER - 1} "
                                   "on the optimizer's state dict", cause=cause)
-        raise Mismatch(case_.label, format_lrs(rows_e[k]), format_lrs(rows_g[k]), step=case_.at + k,
-                       detail="the groups' lrs" + (" right after set_base_lrs" if k == 0 else ""),
+        raise Mismatch(case_.label, format_lrs(rows_e[k]), format_lrs(rows_g[k]), step=case_.at + k + 1,
+                       detail=f"the groups' lrs for step {case_.at + k + 1} (step 1 is the first update)"
+                              + (", right after set_base_lrs" if k == 0 else ""),
                        cause=cause)
     return (f"{len(_LR_CASES)} cases (LambdaLR warmup + cosine in and after the warmup, StepLR): the lrs "
             f"now, the next {_AFTER} steps and a scheduler rebuilt later follow the schedule with the new "

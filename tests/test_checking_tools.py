@@ -201,28 +201,28 @@ class Adam(torch.optim.Optimizer):
                     continue
                 state = self.state[p]
                 if not state:
-                    state.update(step=0, m=torch.zeros_like(p), v=torch.zeros_like(p))
+                    state.update(step=0, exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
                 state["step"] += 1
-                state["m"].lerp_(p.grad, 1 - beta1)
-                state["v"].mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+                state["exp_avg"].lerp_(p.grad, 1 - beta1)
+                state["exp_avg_sq"].mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
                 p.sub_(group["lr"] * self.direction(state, beta1, beta2, eps))
         return loss
 
     def direction(self, state, beta1, beta2, eps):
-        m_hat = state["m"] / (1 - beta1 ** state["step"])
-        v_hat = state["v"] / (1 - beta2 ** state["step"])
+        m_hat = state["exp_avg"] / (1 - beta1 ** state["step"])
+        v_hat = state["exp_avg_sq"] / (1 - beta2 ** state["step"])
         return m_hat / (v_hat.sqrt() + eps)
 
 
 class AdamNoBiasCorrection(Adam):
     def direction(self, state, beta1, beta2, eps):
-        return state["m"] / (state["v"].sqrt() + eps)
+        return state["exp_avg"] / (state["exp_avg_sq"].sqrt() + eps)
 
 
 class AdamEpsInsideSqrt(Adam):
     def direction(self, state, beta1, beta2, eps):
-        m_hat = state["m"] / (1 - beta1 ** state["step"])
-        v_hat = state["v"] / (1 - beta2 ** state["step"])
+        m_hat = state["exp_avg"] / (1 - beta1 ** state["step"])
+        v_hat = state["exp_avg_sq"] / (1 - beta2 ** state["step"])
         return m_hat / (v_hat + eps).sqrt()
 
 
@@ -236,7 +236,7 @@ class AdamStepFrom0(Adam):
 
     def direction(self, state, beta1, beta2, eps):
         t = state["step"] - 1
-        return state["m"] / (1 - beta1**t) / ((state["v"] / (1 - beta2**t)).sqrt() + eps)
+        return state["exp_avg"] / (1 - beta1**t) / ((state["exp_avg_sq"] / (1 - beta2**t)).sqrt() + eps)
 
 
 SGD_CASES = [
@@ -315,7 +315,7 @@ def test_float64_downcast():
 def test_grad_must_not_be_modified():
     error = fails(ChangesGrad, SGD_CASES[1:2])
     assert error.detail == "parameter 0's .grad changed"
-    assert "step() modified p.grad" in error.cause
+    assert "step() added the weight decay to p.grad in place" in error.cause
 
 
 def test_step_closure_must_return_the_loss():

@@ -520,7 +520,7 @@ class _Run:
 
 
 def _closure_step(run, grads, before):
-    """step(closure) with a closure that sets the gradients; returns (calls, updated first, loss, returned)."""
+    """step(closure), the closure setting the gradients: (calls, updated before it, loss, returned)."""
     calls, updated_first, loss = [], [], torch.tensor(1.5)
 
     def closure():
@@ -605,8 +605,11 @@ def _compare_case(candidate_cls, reference_cls, case_, steps, mistakes, use_clos
     runs.append((case_, params, grads, history))
     graded = [False] * len(params)
 
-    def diagnose():
-        return _diagnose(mistakes, lambda wrong: _replays(wrong, runs, use_closure))
+    def diagnose(k):
+        """The listed mistake that reproduces the candidate's values on the whole failing case
+        (the candidate runs on to its end) and on every case before it."""
+        history.extend(_rest_of_case(candidate, case_, grads, k, use_closure))
+        return _diagnose(mistakes, functools.partial(_replays, runs=runs, use_closure=use_closure))
 
     for k in range(1, steps + 1):
         reference.prepare(k)
@@ -634,23 +637,45 @@ def _compare_case(candidate_cls, reference_cls, case_, steps, mistakes, use_clos
         except Mismatch as mismatch:  # a listed mistake that changes .grad the same way says most
             changed = [None if p.grad is None else p.grad.clone() for p in candidate.params]
             mismatch.cause = _diagnose(
-                mistakes, lambda wrong: _replays(wrong, runs, use_closure, grads_after=changed)
+                mistakes, functools.partial(_replays, runs=runs, use_closure=use_closure, grads_after=changed)
             ) or mismatch.cause
             raise
-        _expect_same_values(label, k, reference, candidate, before, case_, grads[k - 1], diagnose)
+        _expect_same_values(label, k, reference, candidate, before, case_, grads[k - 1],
+                            functools.partial(diagnose, k))
         if state and (k in (1, steps) or k == case_.reload_at):  # step 1: no state without a gradient
             try:
                 _expect_same_state(label, k, reference, candidate, graded, full=k != 1)
             except Mismatch as mismatch:
                 if mismatch.cause is None:  # a wrong state value: a listed mistake with the same state?
                     states = [dict(_state_of(candidate, i)) for i in range(len(candidate.params))]
-                    mismatch.cause = _diagnose(
-                        mistakes, lambda wrong: _replays(wrong, runs, use_closure, states))
+                    replays = functools.partial(_replays, runs=runs, use_closure=use_closure, states=states)
+                    mismatch.cause = _diagnose(mistakes, replays)
                 raise
         if k == case_.reload_at:
             with case(f"{label} (state_dict() after step {k}, loaded into a new optimizer)"):
                 candidate.reload()
             reference.reload()
+
+
+def _rest_of_case(run, case_, grads, k, use_closure):
+    """The values of ``run`` after every step from k + 1 to the end of the case (until it raises)."""
+    out = []
+    try:
+        for j in range(k, len(grads) + 1):
+            if j == case_.reload_at and j < len(grads):
+                run.reload()
+            if j == k:
+                continue
+            run.prepare(j)
+            if use_closure and j == len(grads):
+                run.set_grads(_stale(grads[j - 1]))
+                _closure_step(run, grads[j - 1], run.values())
+            else:
+                run.step(grads[j - 1])
+            out.append(run.values())
+    except Exception:  # noqa: BLE001 (the failing step is known; what follows is a bonus)
+        pass
+    return out
 
 
 def _step_with_closure(label, k, run, grads, before):

@@ -13,6 +13,7 @@ candidate's answer becomes the reported cause.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import inspect
@@ -627,7 +628,7 @@ def _compare_case(candidate_cls, reference_cls, case_, steps, mistakes, use_clos
                 _step_with_closure(label, k, candidate, grads[k - 1], before)
         else:
             reference.step(grads[k - 1])
-            with case(f"{label} (step {k})"):
+            with case(f"{label} (step {k})"), _grad_none_hint(grads[k - 1]):
                 candidate.step(grads[k - 1])
         graded = [seen or g is not None for seen, g in zip(graded, grads[k - 1])]
         history.append(candidate.values())
@@ -655,6 +656,18 @@ def _compare_case(candidate_cls, reference_cls, case_, steps, mistakes, use_clos
             with case(f"{label} (state_dict() after step {k}, loaded into a new optimizer)"):
                 candidate.reload()
             reference.reload()
+
+
+@contextlib.contextmanager
+def _grad_none_hint(grads):
+    """A None error in a step where some .grad is None is most likely that .grad."""
+    try:
+        yield
+    except (AttributeError, TypeError) as error:
+        if "'NoneType'" in str(error) and any(g is None for g in grads):
+            error._stepwise_hint = ("some parameters have .grad None (unused in the loss): skip "
+                                    "them, `if p.grad is None: continue`")
+        raise
 
 
 def _rest_of_case(run, case_, grads, k, use_closure):

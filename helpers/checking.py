@@ -509,8 +509,8 @@ def _show(value):
         return re.sub(r"\s*\n\s*", " ", shown)
     if isinstance(value, str):  # checkers may describe a value in words
         return value
-    if isinstance(value, float):
-        return repr(value)
+    if isinstance(value, float):  # 0.081, not 0.08100000000000002: 15 digits are all float64 holds
+        return repr(float(f"{value:.15g}"))
     text = repr(value)
     if re.search(r" at 0x[0-9a-f]+", text):  # default object repr: hide the address
         text = f"<{type(value).__name__} object>"
@@ -555,7 +555,7 @@ def _error_result(ex, error):
         details.append(("raised", text))
     advice = getattr(error, "_stepwise_hint", None) or next(
         (advice for pattern, advice in _ERROR_HINTS if pattern in str(error)), None)
-    if advice is None and "'NoneType'" in str(error):
+    if advice is None and "NoneType" in str(error):
         advice = ("a value is None here: .grad is None until the first backward() (and for a "
                   "parameter the loss does not use), and a function without `return` returns None")
     if advice:

@@ -160,7 +160,8 @@ ADAGRAD_CASES = [
 
 @exercise("04.1", "Adagrad", reference=Adagrad, library=[torch.optim.Adagrad], hints=[
     ("On a parameter's first update, create its state: state['sum'] = torch.full_like(p, "
-     "group['initial_accumulator_value']) and a step counter. Every update: count the step, "
+     "self.defaults['initial_accumulator_value']) (the constructor's value, as torch) "
+     "and a step counter. Every update: count the step, "
      "build g, add g² to the sum, and step."),
     ("g = -grad if maximize else grad, then g = g + weight_decay·p (new tensors, p.grad "
      "stays as it is). The step size is lr / (1 + (t − 1)·lr_decay), with t = 1 on the "

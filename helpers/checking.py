@@ -41,6 +41,7 @@ __all__ = [
     "check",
     "exercise",
     "hint",
+    "outside_candidate",
     "progress",
     "untimed",
     "use",
@@ -165,12 +166,36 @@ def _unknown(exercise_id) -> str:
 @contextlib.contextmanager
 def case(name):
     """Run the candidate on one case: its exceptions are reported with ``name``."""
+    rewatch = _watch["paused"] and not _watch["inside"] and _watch["profile"] is not None
+    if rewatch:  # candidate code inside outside_candidate(): watched again
+        sys.setprofile(_watch["profile"])
+    _watch["inside"] += 1
     try:
         yield
     except BaseException as error:
         if not hasattr(error, "_stepwise_case"):
             error._stepwise_case = name
         raise
+    finally:
+        _watch["inside"] -= 1
+        if rewatch:
+            sys.setprofile(_watch["old"])
+
+
+@contextlib.contextmanager
+def outside_candidate():
+    """Checker code that runs the candidate only inside ``case()`` blocks (references,
+    comparisons): not watched for delegation to the library, which halves its cost."""
+    if _watch["profile"] is None or _watch["inside"]:
+        yield
+        return
+    sys.setprofile(_watch["old"])
+    _watch["paused"] += 1
+    try:
+        yield
+    finally:
+        _watch["paused"] -= 1
+        sys.setprofile(_watch["profile"])
 
 
 class _Timeout(BaseException):
@@ -398,6 +423,7 @@ def _code_of(obj, candidate):
     return codes
 
 
+_watch = {"profile": None, "old": None, "paused": 0, "inside": 0}  # the delegation watch of a check
 _refuse_library = True  # tests of the checkers switch it off to run the references as candidates
 
 
@@ -435,10 +461,12 @@ def _watch_delegation(ex, candidate):
             old(frame, event, arg)
 
     sys.setprofile(profile if watched else old)
+    _watch.update(profile=profile if watched else None, old=old, paused=0, inside=0)
     try:
         yield called
     finally:
         sys.setprofile(old)
+        _watch.update(profile=None, old=None)
 
 
 # --------------------------------------------------------------------------

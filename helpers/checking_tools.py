@@ -23,7 +23,7 @@ import warnings
 
 import torch
 
-from .checking import Mismatch, case, untimed
+from .checking import Mismatch, case, outside_candidate, untimed
 
 __all__ = [
     "OptimCase",
@@ -596,8 +596,9 @@ def compare_optimizer(candidate_cls, reference_cls, cases, *, steps=10, mistakes
     """
     runs = []  # (case, its params, grads, steps, the candidate's values after every step)
     for case_ in cases:
-        _compare_case(candidate_cls, reference_cls, case_, case_.steps or steps, mistakes, closure,
-                      seed, state, runs)
+        with outside_candidate():  # the candidate runs in case() blocks, watched there
+            _compare_case(candidate_cls, reference_cls, case_, case_.steps or steps, mistakes,
+                          closure, seed, state, runs)
     names = "; ".join(c.name or c.label for c in cases)
     counts = sorted({c.steps or steps for c in cases})
     each = f"{counts[0]} steps each" if len(counts) == 1 else f"{counts[0]}–{counts[-1]} steps"
@@ -642,7 +643,8 @@ def _compare_case(candidate_cls, reference_cls, case_, steps, mistakes, use_clos
             with case(f"{label} (step {k})"), _grad_none_hint(grads[k - 1]):
                 candidate.step(grads[k - 1])
         graded = [seen or g is not None for seen, g in zip(graded, grads[k - 1])]
-        history.append(candidate.values())
+        got = candidate.values()
+        history.append(got)
         _expect_same_tensors(label, k, candidate)
         try:
             _expect_grads_untouched(label, k, candidate, grads[k - 1], before)
@@ -652,7 +654,7 @@ def _compare_case(candidate_cls, reference_cls, case_, steps, mistakes, use_clos
                 mistakes, functools.partial(_replays, runs=runs, use_closure=use_closure, grads_after=changed)
             ) or mismatch.cause
             raise
-        _expect_same_values(label, k, reference, candidate, before, case_, grads[k - 1],
+        _expect_same_values(label, k, reference, got, before, case_, grads[k - 1],
                             functools.partial(diagnose, k))
         if state and (k in (1, steps) or k == case_.reload_at):  # step 1: no state without a gradient
             try:
@@ -891,8 +893,8 @@ def _grad_change_cause(g, changed, p, groups):
             "so the caller's gradient stays as it is")
 
 
-def _expect_same_values(label, k, reference, candidate, before, case_, grads, diagnose):
-    expected, got = reference.values(), candidate.values()
+def _expect_same_values(label, k, reference, got, before, case_, grads, diagnose):
+    expected = [p.detach() for p in reference.params]
     wrong = [i for i, (e, g) in enumerate(zip(expected, got)) if not _matches(e, g)]
     if not wrong:
         return

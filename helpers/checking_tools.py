@@ -413,6 +413,13 @@ class OptimCase:
         options = {"lr_scale": {3: 0.5}, "reload_at": min(6, steps - 1), **options}
         return cls(name, groups=groups, added=added, steps=steps, **options, **defaults)
 
+    @classmethod
+    def long_run(cls, name, **hyperparameters):
+        """150 steps with the gradients written into the same .grad tensors, every group's lr
+        halved before steps 50 and 100, and a state_dict() round trip after step 75."""
+        return cls(name, steps=150, grads_in_place=True, lr_scale={50: 0.5, 100: 0.5},
+                   reload_at=75, **hyperparameters)
+
     @property
     def label(self):
         parts = [f"{k}={v}" for k, v in self.hyperparameters.items()]

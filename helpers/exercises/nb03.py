@@ -266,13 +266,6 @@ UPHILL = ("your parameters move uphill, by +lr·grad: gradient descent subtracts
           "p.add_(p.grad, alpha=-lr)")
 
 
-def _long(name, **hyperparameters):
-    """150 steps with the gradients written into the same .grad tensors, the lr changed twice
-    and a state_dict() round trip half-way."""
-    return OptimCase(name, steps=150, grads_in_place=True, lr_scale={50: 0.5, 100: 0.5},
-                     reload_at=75, **hyperparameters)
-
-
 PLAIN_CASES = [
     OptimCase("first steps", lr=0.1),
     OptimCase("default lr"),
@@ -280,7 +273,7 @@ PLAIN_CASES = [
     OptimCase("two param groups", lr=0.1, groups=[{}, {"lr": 0.01}]),
     OptimCase("float64", lr=0.1, dtype=torch.float64),
     OptimCase.per_group("lr per group", {"lr": 0.1}, [{"lr": 0.05}, {"lr": 0.2}], {"lr": 0.02}),
-    _long("long run", lr=0.01),
+    OptimCase.long_run("long run", lr=0.01),
 ]
 
 
@@ -329,7 +322,7 @@ def check_weight_decay(candidate):
         OptimCase.per_group("every hyperparameter per group", {"lr": 0.1, "weight_decay": 0.1},
                             [{"lr": 0.05, "weight_decay": 0.3}, {"lr": 0.2, "weight_decay": 0.0}],
                             {"lr": 0.02, "weight_decay": 0.5}),
-        _long("long run", lr=0.01, weight_decay=0.2),
+        OptimCase.long_run("long run", lr=0.01, weight_decay=0.2),
     ], steps=5, mistakes=DECAY_MISTAKES)
 
 
@@ -386,7 +379,7 @@ def check_momentum(candidate):
                   groups=[{}, {"momentum": 0.0}, {"momentum": 0.5, "dampening": 0.5}]),
         OptimCase("float64", lr=0.1, momentum=0.9, dampening=0.1, dtype=torch.float64),
         _MOMENTUM_PER_GROUP,
-        _long("long run", lr=0.01, momentum=0.9, dampening=0.1),
+        OptimCase.long_run("long run", lr=0.01, momentum=0.9, dampening=0.1),
     ], steps=6, mistakes=MOMENTUM_MISTAKES)
 
 
@@ -424,7 +417,7 @@ def check_nesterov(candidate):
                   groups=[{"nesterov": True}, {"momentum": 0.5}]),
         OptimCase("float64", lr=0.1, momentum=0.9, nesterov=True, dtype=torch.float64),
         _NESTEROV_PER_GROUP,
-        _long("long run", lr=0.01, momentum=0.9, weight_decay=0.1, nesterov=True),
+        OptimCase.long_run("long run", lr=0.01, momentum=0.9, weight_decay=0.1, nesterov=True),
     ], steps=6, mistakes=NESTEROV_MISTAKES)
     _nesterov_validated(candidate)
     return verified + "; nesterov without momentum is refused"
@@ -467,5 +460,5 @@ def check_maximize(candidate):
               "nesterov": False, "maximize": False}],
             {"lr": 0.02, "momentum": 0.7, "dampening": 0.0, "weight_decay": 0.3,
              "nesterov": True, "maximize": True}),
-        _long("long run", lr=0.01, momentum=0.9, weight_decay=0.1, nesterov=True, maximize=True),
+        OptimCase.long_run("long run", lr=0.01, momentum=0.9, weight_decay=0.1, nesterov=True, maximize=True),
     ], steps=6, mistakes=MAXIMIZE_MISTAKES)

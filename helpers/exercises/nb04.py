@@ -65,13 +65,6 @@ def _wrong(base, update, **mistake):
                                 update(p, grad, state, group, defaults=self.defaults, **mistake)})
 
 
-def _long(name, **hyperparameters):
-    """150 steps with the gradients written into the same .grad tensors, the lr changed twice
-    and a state_dict() round trip half-way."""
-    return OptimCase(name, steps=150, grads_in_place=True, lr_scale={50: 0.5, 100: 0.5},
-                     reload_at=75, **hyperparameters)
-
-
 def _count(state):
     state["step"] = state.get("step", 0) + 1
     return state["step"]
@@ -154,7 +147,7 @@ ADAGRAD_CASES = [
           "initial_accumulator_value": 0.2, "maximize": False}],
         {"lr": 0.02, "lr_decay": 0.5, "weight_decay": 0.3, "eps": 0.01,
          "initial_accumulator_value": 0.3, "maximize": True}),
-    _long("long run", lr=0.1, lr_decay=0.01, weight_decay=0.1, initial_accumulator_value=0.1),
+    OptimCase.long_run("long run", lr=0.1, lr_decay=0.01, weight_decay=0.1, initial_accumulator_value=0.1),
 ]
 
 
@@ -244,7 +237,7 @@ RMSPROP_CASES = [
           "maximize": False}],
         {"lr": 0.03, "alpha": 0.8, "eps": 0.01, "weight_decay": 0.3, "centered": True,
          "maximize": True}),
-    _long("long run", lr=0.01, alpha=0.9, centered=True, weight_decay=0.1),
+    OptimCase.long_run("long run", lr=0.01, alpha=0.9, centered=True, weight_decay=0.1),
 ]
 
 
@@ -379,7 +372,7 @@ ADAM_CASES = [
     OptimCase("two param groups", lr=0.1, groups=[{}, {"lr": 0.01, "betas": (0.5, 0.9)}]),
     OptimCase("float64", lr=0.1, weight_decay=0.1, dtype=torch.float64),
     OptimCase.per_group("every hyperparameter per group", *_ADAM_PER_GROUP),
-    _long("long run", lr=0.01, betas=(0.8, 0.99), weight_decay=0.1),
+    OptimCase.long_run("long run", lr=0.01, betas=(0.8, 0.99), weight_decay=0.1),
 ]
 
 
@@ -442,7 +435,7 @@ ADAMW_CASES = [
               groups=[{}, {"weight_decay": 0.0}, {"lr": 0.02, "betas": (0.5, 0.9)}]),
     OptimCase("float64", lr=0.1, weight_decay=0.1, dtype=torch.float64),
     OptimCase.per_group("every hyperparameter per group", *_ADAM_PER_GROUP),
-    _long("long run", lr=0.01, betas=(0.8, 0.99), weight_decay=0.1),
+    OptimCase.long_run("long run", lr=0.01, betas=(0.8, 0.99), weight_decay=0.1),
 ]
 
 
@@ -489,7 +482,7 @@ AMSGRAD_CASES = [
         {**_ADAM_PER_GROUP[0], "amsgrad": False},
         [{**_ADAM_PER_GROUP[1][0], "amsgrad": True}, {**_ADAM_PER_GROUP[1][1], "amsgrad": False}],
         {**_ADAM_PER_GROUP[2], "amsgrad": True}),
-    _long("long run", lr=0.01, betas=(0.8, 0.99), weight_decay=0.1, amsgrad=True),
+    OptimCase.long_run("long run", lr=0.01, betas=(0.8, 0.99), weight_decay=0.1, amsgrad=True),
 ]
 
 

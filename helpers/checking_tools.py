@@ -599,7 +599,8 @@ def compare_optimizer(candidate_cls, reference_cls, cases, *, steps=10, mistakes
     failing case *and* on every case before it (NaN for NaN), else what the
     divergence itself shows (NaN, dtype, untouched or wrongly skipped
     parameters, a param group's own settings ignored, float32 rounding), else
-    none. Returns a description of what was verified.
+    none. ``seed`` seeds the data (``OptimCase.data(steps, seed)``). Returns a
+    description of what was verified.
     """
     runs = []  # (case, its params, grads, steps, the candidate's values after every step)
     for case_ in cases:

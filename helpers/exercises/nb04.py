@@ -3,8 +3,8 @@
 Every checker steps the learner's optimizer class next to its ``torch.optim``
 twin on seeded parameters and gradients (``compare_optimizer``) and, on the
 first difference, replays the typical wrong versions below to name the
-mistake. Then it looks into ``optimizer.state``: the later cells of the
-notebook (and ``state_dict()``) rely on torch's state keys.
+mistake. ``compare_optimizer`` also compares ``optimizer.state`` with torch's:
+the later cells of the notebook (and ``state_dict()``) rely on torch's keys.
 
 The wrong versions are written as one correct update per algorithm with
 switches for the mistakes (``_adagrad(…, eps_inside=True)``); the tests feed

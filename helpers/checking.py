@@ -41,6 +41,7 @@ __all__ = [
     "check",
     "exercise",
     "hint",
+    "outside_candidate",
     "progress",
     "untimed",
     "use",
@@ -165,12 +166,36 @@ def _unknown(exercise_id) -> str:
 @contextlib.contextmanager
 def case(name):
     """Run the candidate on one case: its exceptions are reported with ``name``."""
+    rewatch = _watch["paused"] and not _watch["inside"] and _watch["profile"] is not None
+    if rewatch:  # candidate code inside outside_candidate(): watched again
+        sys.setprofile(_watch["profile"])
+    _watch["inside"] += 1
     try:
         yield
     except BaseException as error:
         if not hasattr(error, "_stepwise_case"):
             error._stepwise_case = name
         raise
+    finally:
+        _watch["inside"] -= 1
+        if rewatch:
+            sys.setprofile(_watch["old"])
+
+
+@contextlib.contextmanager
+def outside_candidate():
+    """Checker code that runs the candidate only inside ``case()`` blocks (references,
+    comparisons): not watched for delegation to the library, which halves its cost."""
+    if _watch["profile"] is None or _watch["inside"]:
+        yield
+        return
+    sys.setprofile(_watch["old"])
+    _watch["paused"] += 1
+    try:
+        yield
+    finally:
+        _watch["paused"] -= 1
+        sys.setprofile(_watch["profile"])
 
 
 class _Timeout(BaseException):
@@ -329,7 +354,6 @@ _ERROR_HINTS = (
         "leaf Variable that requires grad",
         "update parameters inside `with torch.no_grad():` (or decorate step with @torch.no_grad())",
     ),
-    ("NoneType", "some parameters have .grad None (unused in the loss): skip them"),
     (
         "'float' object has no attribute 'backward'",
         "call backward() on the loss tensor; loss.item() is a plain float, for logging",
@@ -399,6 +423,7 @@ def _code_of(obj, candidate):
     return codes
 
 
+_watch = {"profile": None, "old": None, "paused": 0, "inside": 0}  # the delegation watch of a check
 _refuse_library = True  # tests of the checkers switch it off to run the references as candidates
 
 
@@ -456,10 +481,12 @@ def _watch_delegation(ex, candidate):
             old(frame, event, arg)
 
     sys.setprofile(profile if watched else old)
+    _watch.update(profile=profile if watched else None, old=old, paused=0, inside=0)
     try:
         yield called
     finally:
         sys.setprofile(old)
+        _watch.update(profile=None, old=None)
 
 
 # --------------------------------------------------------------------------
@@ -493,6 +520,11 @@ class Result:
         return f"{_MARK['failed']} {name} failed" + ("" if self.details else f": {self.message}")
 
     def __str__(self):
+        _shown.add(id(self))  # printed or displayed by the learner's cell: not shown again
+        return self.text()
+
+    def text(self):
+        """The plain text, without counting as shown."""
         lines = [self._headline()]
         width = max((len(label) for label, _ in self.details), default=0)
         for label, value in self.details:
@@ -503,6 +535,7 @@ class Result:
     __repr__ = __str__
 
     def _repr_html_(self):
+        _shown.add(id(self))
         rows = "".join(
             f"<tr><td style='padding:0 8px 0 0;vertical-align:top'>{html.escape(label)}</td>"
             f"<td><code style='white-space:pre-wrap'>{html.escape(value)}</code></td></tr>"
@@ -524,8 +557,8 @@ def _show(value):
         return re.sub(r"\s*\n\s*", " ", shown)
     if isinstance(value, str):  # checkers may describe a value in words
         return value
-    if isinstance(value, float):
-        return repr(value)
+    if isinstance(value, float):  # 0.081, not 0.08100000000000002: 15 digits are all float64 holds
+        return repr(float(f"{value:.15g}"))
     text = repr(value)
     if re.search(r" at 0x[0-9a-f]+", text):  # default object repr: hide the address
         text = f"<{type(value).__name__} object>"
@@ -568,10 +601,13 @@ def _error_result(ex, error):
         details.append(("at", place + (f": {source}" if source else "")))
     else:
         details.append(("raised", text))
-    for pattern, advice in _ERROR_HINTS:
-        if pattern in str(error):
-            details.append(("hint", advice))
-            break
+    advice = getattr(error, "_stepwise_hint", None) or next(
+        (advice for pattern, advice in _ERROR_HINTS if pattern in str(error)), None)
+    if advice is None and "NoneType" in str(error):
+        advice = ("a value is None here: .grad is None until the first backward() (and for a "
+                  "parameter the loss does not use), and a function without `return` returns None")
+    if advice:
+        details.append(("hint", advice))
     return Result(ex.id, "failed", text, ex.title, tuple(details))
 
 
@@ -607,6 +643,10 @@ def _run(ex, candidate, timeout):
         # torch.optim imports torch._dynamo on first use: seconds that must not count
         # against the learner's timeout.
         import torch._dynamo  # noqa: F401
+    if candidate is None:
+        text = ("you handed in None: pass the function or class itself, e.g. check('03.1', MySGD) "
+                "(did the cell that defines it run, and does it `return`?)")
+        return Result(ex.id, "failed", text, ex.title, (("not an answer", text),))
     refused = _library_answer(ex, candidate)
     if refused:
         return Result(ex.id, "failed", refused, ex.title, (("not an answer", refused),))
@@ -675,6 +715,12 @@ def _write_atomically(path: Path, text: str):
 
 
 _STATUS_IN_PROGRESS = {"passed": "passed", "failed": "failing", "not attempted": "not attempted"}
+_RANK = {"not attempted": 0, "failing": 1, "passed": 2}  # progress keeps the best verdict
+
+
+def _best(old, new):
+    """The better of a saved status and a new one (a pass is never lost)."""
+    return old if _RANK.get(old, -1) > _RANK[new] else new
 
 
 def _save(result: Result):
@@ -684,7 +730,7 @@ def _save(result: Result):
         "exercise": result.exercise,
         "status": result.status,
         "passed": result.passed,
-        "message": str(result),
+        "message": result.text(),
         "timestamp": now,
     }
     try:
@@ -694,10 +740,10 @@ def _save(result: Result):
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
         if result.exercise in _REGISTRY:
             progress_data = _read_progress()
-            progress_data[result.exercise] = {
-                "status": _STATUS_IN_PROGRESS[result.status],
-                "updated": now,
-            }
+            last = _STATUS_IN_PROGRESS[result.status]
+            old = progress_data.get(result.exercise)
+            best = _best(old.get("status") if isinstance(old, dict) else None, last)
+            progress_data[result.exercise] = {"status": best, "last": last, "updated": now}
             _write_atomically(home / "progress.json", json.dumps(progress_data, indent=1) + "\n")
     except OSError as error:
         _warn(f"could not save progress ({type(error).__name__}: {error.strerror or error})")
@@ -720,8 +766,15 @@ def check(exercise_id, candidate, *, strict=None, timeout=None) -> Result:
     Never raises in learner mode. With ``strict=True`` (or env
     ``STEPWISE_GRADING=1``) a verdict other than "passed" raises
     ``AssertionError`` with the same message. ``timeout`` (seconds) defaults
-    to env ``STEPWISE_CHECK_TIMEOUT`` or 10.
+    to env ``STEPWISE_CHECK_TIMEOUT`` or 10. In Jupyter the verdict is shown
+    even when the check is not the last line of its cell.
     """
+    result = _check(exercise_id, candidate, strict, timeout)
+    _show_after_the_cell(result)
+    return result
+
+
+def _check(exercise_id, candidate, strict, timeout) -> Result:
     exercise_id = str(exercise_id)
     ex = _find(exercise_id)
     if ex is None:
@@ -733,6 +786,36 @@ def check(exercise_id, candidate, *, strict=None, timeout=None) -> Result:
     if (_grading() if strict is None else strict) and not result.passed:
         raise AssertionError(str(result))
     return result
+
+
+_pending: list[Result] = []  # verdicts of this cell's checks, shown after it unless shown already
+_shown: set[int] = set()  # ids of the results rendered (as the cell's value, or printed) this cell
+
+
+def _show_after_the_cell(result):
+    """In IPython, display ``result`` after the cell unless the cell shows it itself."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None or not hasattr(shell, "events"):
+        return
+    if not getattr(shell, "_stepwise_shows_checks", False):
+        shell.events.register("post_run_cell", _show_pending)
+        shell._stepwise_shows_checks = True
+    _pending.append(result)
+
+
+def _show_pending(cell=None):
+    """post_run_cell hook: display the verdicts the cell computed but did not show."""
+    pending, value = list(_pending), getattr(cell, "result", None)
+    _pending.clear()
+    try:
+        from IPython.display import display
+
+        for result in pending:
+            if result is not value and id(result) not in _shown:
+                display(result)
+    finally:
+        _shown.clear()
 
 
 def use(exercise_id, candidate):
@@ -748,7 +831,7 @@ def use(exercise_id, candidate):
     if previous is not None and previous[0] is candidate:
         result = previous[1]
     else:
-        result = check(exercise_id, candidate, strict=False)
+        result = _check(exercise_id, candidate, False, None)
     if result.passed:
         return candidate
     name = getattr(ex.reference, "__name__", "implementation")
@@ -795,14 +878,14 @@ def hint(exercise_id, n=None) -> Text:
 class Progress:
     """Every exercise of the series with its status; text and HTML table."""
 
-    rows: tuple[tuple[str, str, str], ...]  # (id, title, status)
+    rows: tuple[tuple[str, str, str], ...]  # (id, title, status), e.g. "passed · last attempt failing"
 
     def __str__(self):
         width = max((len(title) for _, title, _ in self.rows), default=5)
         lines = [f"{'id':<6}{'exercise':<{width + 2}}status"]
         for exercise_id, title, status in self.rows:
             lines.append(f"{exercise_id:<6}{title:<{width + 2}}{status}")
-        done = sum(status == "passed" for _, _, status in self.rows)
+        done = sum(status.startswith("passed") for _, _, status in self.rows)
         lines.append(f"{done}/{len(self.rows)} passed")
         return "\n".join(lines)
 
@@ -812,10 +895,10 @@ class Progress:
         mark = {"passed": "✅", "failing": "❌", "not attempted": "○"}
         body = "".join(
             f"<tr><td>{html.escape(i)}</td><td style='text-align:left'>{html.escape(t)}</td>"
-            f"<td style='text-align:left'>{mark[s]} {s}</td></tr>"
+            f"<td style='text-align:left'>{mark[s.split(' · ')[0]]} {html.escape(s)}</td></tr>"
             for i, t, s in self.rows
         )
-        done = sum(s == "passed" for _, _, s in self.rows)
+        done = sum(s.startswith("passed") for _, _, s in self.rows)
         return (
             "<table><thead><tr><th>id</th><th>exercise</th><th>status</th></tr></thead>"
             f"<tbody>{body}</tbody></table><p>{done}/{len(self.rows)} passed</p>"
@@ -823,13 +906,16 @@ class Progress:
 
 
 def progress() -> Progress:
-    """A table of every exercise in the series with your latest status."""
+    """A table of every exercise in the series with your best status, and the last attempt
+    where it differs ("passed · last attempt failing")."""
     saved = _read_progress()
     rows = []
     for exercise_id, ex in _exercises().items():
-        entry = saved.get(exercise_id)
-        status = entry.get("status") if isinstance(entry, dict) else None
+        entry = saved.get(exercise_id) if isinstance(saved.get(exercise_id), dict) else {}
+        status, last = entry.get("status"), entry.get("last")
         if status not in ("passed", "failing"):
             status = "not attempted"
+        if last in _RANK and last != status:
+            status += f" · last attempt {last}"
         rows.append((exercise_id, ex.title, status))
     return Progress(tuple(rows))

@@ -94,7 +94,14 @@ def test_candidate_exception_names_case_type_message_and_line(ex99):
 def test_known_error_messages_get_a_hint(ex99):
     result = check(ex99, lambda x: x * None)
     assert "TypeError" in str(result)
-    assert "grad None" in dict(result.details)["hint"]
+    assert dict(result.details)["hint"].startswith("a value is None here: .grad is None until")
+    assert "unused in the loss" not in str(result)  # no parameter had a .grad None here
+
+
+def test_a_none_candidate_gets_its_own_verdict(ex99):
+    result = check(ex99, None)
+    assert result.status == "failed"
+    assert "you handed in None" in str(result)
 
 
 def test_backward_on_a_logged_float_gets_a_hint(ex99):
@@ -279,6 +286,61 @@ def test_progress_lists_every_exercise_with_its_latest_status(ex99, stepwise_hom
     assert "✅ passed" in table._repr_html_()
     ids = [line.split()[0] for line in str(table).splitlines()[1:-1]]
     assert ids == sorted(ids, key=lambda i: tuple(map(int, i.split("."))))
+
+
+def test_progress_keeps_the_best_verdict_and_shows_the_last_attempt(ex99, stepwise_home):
+    def stub(x):
+        raise NotImplementedError
+
+    check(ex99, stub)
+    assert _row(progress(), "99.1").endswith("not attempted")
+    check(ex99, lambda x: x)
+    assert _row(progress(), "99.1").endswith("failing")
+    check(ex99, double)
+    check(ex99, lambda x: x)  # a later failed attempt
+    assert _row(progress(), "99.1").endswith("passed · last attempt failing")
+    check(ex99, stub)  # the notebook re-run with its stubs
+    assert _row(progress(), "99.1").endswith("passed · last attempt not attempted")
+    use(ex99, lambda x: x)  # use() of a broken candidate checks it quietly
+    table = progress()
+    assert _row(table, "99.1").endswith("passed · last attempt failing")
+    assert str(table).splitlines()[-1].startswith("1/")
+    assert "✅ passed · last attempt failing" in table._repr_html_()
+    check(ex99, double)
+    assert _row(progress(), "99.1").endswith("passed")
+    records = (stepwise_home / "records.jsonl").read_text().splitlines()
+    assert len(records) == 7  # every attempt is still recorded
+
+
+def test_a_verdict_shows_in_jupyter_once_wherever_the_check_stands_in_its_cell(tmp_path):
+    """In a real kernel: a check that is not the cell's last line is shown after the cell; one
+    that is the cell's value, or is printed, is not shown again."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    setup = ("from helpers.checking import check\n"
+             "def sgd_update(w, grad, lr):\n    return w - lr * grad")
+    cells = [
+        setup,
+        "r = check('00.1', sgd_update)\nx = 1",  # not the last line
+        "check('00.1', sgd_update)",  # the cell's value
+        "print(check('00.1', sgd_update))",  # printed
+        "r = check('00.1', sgd_update)\nr",  # the cell's value, computed earlier
+        "x = 2",  # nothing pending from before
+    ]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    env = {**os.environ, "STEPWISE_HOME": str(tmp_path)}
+    client = nbclient.NotebookClient(notebook, timeout=60, kernel_name="python3",
+                                     resources={"metadata": {"path": str(Path(__file__).parents[1])}})
+    client.km = client.create_kernel_manager()
+    client.start_new_kernel(env=env)
+    client.start_new_kernel_client()
+    try:
+        for index, cell in enumerate(notebook.cells):
+            client.execute_cell(cell, index)
+    finally:
+        client._cleanup_kernel()
+    shown = [sum("Exercise 00.1" in str(out) for out in cell.outputs) for cell in notebook.cells]
+    assert shown == [0, 1, 1, 1, 1, 0]
 
 
 def test_corrupt_progress_file_is_treated_as_empty(ex99, stepwise_home, capsys):
@@ -482,10 +544,10 @@ def test_a_candidate_that_only_delegates_is_refused_after_passing_every_case():
     class Delegating(torch.optim.Optimizer):
         def __init__(self, params, lr=1e-3):
             super().__init__(params, {"lr": lr})
-            self.inner = torch.optim.SGD(self.param_groups, lr=lr)
 
-        def step(self, closure=None):
-            return self.inner.step(closure)
+        def step(self, closure=None):  # plain SGD keeps no state: a new one per step will do
+            groups = [{"params": g["params"], "lr": g["lr"]} for g in self.param_groups]
+            return torch.optim.SGD(groups).step(closure)
 
     result = check("03.1", Delegating)
     assert result.status == "failed"

@@ -201,28 +201,28 @@ class Adam(torch.optim.Optimizer):
                     continue
                 state = self.state[p]
                 if not state:
-                    state.update(step=0, m=torch.zeros_like(p), v=torch.zeros_like(p))
+                    state.update(step=0, exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
                 state["step"] += 1
-                state["m"].lerp_(p.grad, 1 - beta1)
-                state["v"].mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+                state["exp_avg"].lerp_(p.grad, 1 - beta1)
+                state["exp_avg_sq"].mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
                 p.sub_(group["lr"] * self.direction(state, beta1, beta2, eps))
         return loss
 
     def direction(self, state, beta1, beta2, eps):
-        m_hat = state["m"] / (1 - beta1 ** state["step"])
-        v_hat = state["v"] / (1 - beta2 ** state["step"])
+        m_hat = state["exp_avg"] / (1 - beta1 ** state["step"])
+        v_hat = state["exp_avg_sq"] / (1 - beta2 ** state["step"])
         return m_hat / (v_hat.sqrt() + eps)
 
 
 class AdamNoBiasCorrection(Adam):
     def direction(self, state, beta1, beta2, eps):
-        return state["m"] / (state["v"].sqrt() + eps)
+        return state["exp_avg"] / (state["exp_avg_sq"].sqrt() + eps)
 
 
 class AdamEpsInsideSqrt(Adam):
     def direction(self, state, beta1, beta2, eps):
-        m_hat = state["m"] / (1 - beta1 ** state["step"])
-        v_hat = state["v"] / (1 - beta2 ** state["step"])
+        m_hat = state["exp_avg"] / (1 - beta1 ** state["step"])
+        v_hat = state["exp_avg_sq"] / (1 - beta2 ** state["step"])
         return m_hat / (v_hat + eps).sqrt()
 
 
@@ -236,7 +236,7 @@ class AdamStepFrom0(Adam):
 
     def direction(self, state, beta1, beta2, eps):
         t = state["step"] - 1
-        return state["m"] / (1 - beta1**t) / ((state["v"] / (1 - beta2**t)).sqrt() + eps)
+        return state["exp_avg"] / (1 - beta1**t) / ((state["exp_avg_sq"] / (1 - beta2**t)).sqrt() + eps)
 
 
 SGD_CASES = [
@@ -315,7 +315,7 @@ def test_float64_downcast():
 def test_grad_must_not_be_modified():
     error = fails(ChangesGrad, SGD_CASES[1:2])
     assert error.detail == "parameter 0's .grad changed"
-    assert "step() modified p.grad" in error.cause
+    assert "step() added the weight decay to p.grad in place" in error.cause
 
 
 def test_step_closure_must_return_the_loss():
@@ -505,3 +505,211 @@ def test_lrs_that_are_not_numbers_are_named():
 
     error = scheduler_fails(TensorLrs)
     assert error.step == 0 and "get_lr() returned tensors" in error.cause
+
+
+# --------------------------------------------------------------------------
+# compare_optimizer: the loopholes it closes, and the replay rule
+# --------------------------------------------------------------------------
+
+
+class Sgd(SGD):
+    """The readable SGD with torch's defaults and signature, for the cases below."""
+
+
+PER_GROUP = OptimCase.per_group(
+    "every hyperparameter per group", {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.1},
+    [{"lr": 0.05, "momentum": 0.5, "weight_decay": 0.0}, {"lr": 0.2, "momentum": 0.0, "weight_decay": 0.2}],
+    {"lr": 0.02, "momentum": 0.8, "weight_decay": 0.3})
+
+
+def test_per_group_refuses_a_case_where_a_hyperparameter_does_not_differ():
+    with pytest.raises(ValueError, match="'momentum' must differ"):
+        OptimCase.per_group("x", {"lr": 0.1, "momentum": 0.9}, [{"lr": 0.2, "momentum": 0.9}],
+                            {"lr": 0.3, "momentum": 0.9})
+    with pytest.raises(ValueError, match="every group must set 'momentum'"):
+        OptimCase.per_group("x", {"lr": 0.1, "momentum": 0.9}, [{"lr": 0.2}], {"lr": 0.3, "momentum": 0.5})
+
+
+class MomentumOfGroup0(SGD):
+    def update(self, p, group, state):
+        super().update(p, {**group, "momentum": self.param_groups[0]["momentum"]}, state)
+
+
+class LrCachedInInit(SGD):
+    def __init__(self, params, lr=1e-3, momentum=0.0, weight_decay=0.0):
+        super().__init__(params, lr, momentum, weight_decay)
+        self.lr = lr
+
+    def update(self, p, group, state):
+        super().update(p, {**group, "lr": self.lr}, state)
+
+
+class CounterInAttribute(SGD):
+    """Momentum that restarts when the optimizer is rebuilt: the buffers it uses live in an
+    attribute (a copy sits in the state, under torch's key)."""
+
+    def update(self, p, group, state):
+        buffers = self.__dict__.setdefault("buffers", {})
+        g = p.grad + group["weight_decay"] * p
+        if group["momentum"]:
+            buf = buffers.get(p)
+            buffers[p] = g = g.clone() if buf is None else buf * group["momentum"] + g
+            state["momentum_buffer"] = g.clone()
+        p.sub_(group["lr"] * g)
+
+
+class EagerState(SGD):
+    def __init__(self, params, lr=1e-3, momentum=0.0, weight_decay=0.0):
+        super().__init__(params, lr, momentum, weight_decay)
+        for group in self.param_groups:
+            for p in group["params"]:
+                self.state[p]["momentum_buffer"] = torch.zeros_like(p)
+
+
+class ClosureAfterUpdate(SGD):
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self.update(p, group, self.state[p])
+        if closure is not None:
+            with torch.enable_grad():
+                return closure()
+        return None
+
+
+class DefaultLr01(SGD):
+    def __init__(self, params, lr=0.01, momentum=0.0, weight_decay=0.0):
+        super().__init__(params, lr, momentum, weight_decay)
+
+
+class ForeachSgd(torch.optim.Optimizer):
+    """The same SGD vectorized per group: a right alternative."""
+
+    def __init__(self, params, lr=1e-3, momentum=0.0, weight_decay=0.0):
+        super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = list(torch._foreach_add([p.grad for p in params], params, alpha=group["weight_decay"]))
+            if group["momentum"]:
+                for i, p in enumerate(params):
+                    state = self.state[p]
+                    if "momentum_buffer" in state:
+                        state["momentum_buffer"].mul_(group["momentum"]).add_(grads[i])
+                    else:
+                        state["momentum_buffer"] = grads[i].clone()
+                    grads[i] = state["momentum_buffer"]
+            torch._foreach_add_(params, grads, alpha=-group["lr"])
+        return loss
+
+
+LONG = OptimCase("long", lr=0.01, momentum=0.9, steps=150, reload_at=75, lr_scale={50: 0.5},
+                 grads_in_place=True)
+
+
+@pytest.mark.parametrize("right", [SGD, ForeachSgd, torch.optim.SGD])
+def test_right_alternatives_pass_every_protocol(right):
+    summary = compare_optimizer(right, torch.optim.SGD, [*SGD_CASES, PER_GROUP, LONG])
+    assert summary.startswith("7 cases, 10–150 steps")
+
+
+@pytest.mark.parametrize(("wrong", "words"), [
+    (MomentumOfGroup0, "does not follow that group's own settings"),
+    (LrCachedInInit, "right after group['lr'] was changed"),
+    (CounterInAttribute, "right after state_dict() was loaded into a new optimizer"),
+    (EagerState, "state before the first step()"),
+    (ClosureAfterUpdate, "call the closure first"),
+    (DefaultLr01, "your default lr is 0.01, torch's is 0.001"),
+])
+def test_each_loophole_is_closed_with_what_it_shows(wrong, words):
+    cases = [OptimCase("defaults"), OptimCase("lr changed", lr=0.1, lr_scale={3: 0.5}),
+             OptimCase("reloaded", lr=0.1, momentum=0.9, reload_at=3), PER_GROUP, LONG]
+    error = fails(wrong, cases)
+    assert words in error.cause, error.cause
+
+
+def test_a_parameter_that_never_had_a_gradient_has_no_state():
+    class StateForAll(SGD):
+        @torch.no_grad()
+        def step(self, closure=None):
+            for group in self.param_groups:
+                for p in group["params"]:
+                    self.state[p].setdefault("momentum_buffer", torch.zeros_like(p))
+            return super().step(closure)
+
+    error = fails(StateForAll, [OptimCase("grad None", lr=0.1, momentum=0.9, grad_none={1: [1, 2]})])
+    assert error.detail == "optimizer.state[parameter 1] after step 1"
+    assert "which has had no gradient yet" in error.cause
+
+
+class MomentumIgnoredAfterStep3(SGD):
+    """Right on every short case, wrong from step 4 on."""
+
+    def update(self, p, group, state):
+        state["n"] = state.get("n", 0) + 1
+        super().update(p, group if state["n"] <= 3 else {**group, "momentum": 0.0}, state)
+
+
+class MomentumIgnored(SGD):
+    def update(self, p, group, state):
+        super().update(p, {**group, "momentum": 0.0}, state)
+
+
+def test_a_mistake_is_named_only_if_it_replays_every_earlier_case():
+    """MomentumIgnored reproduces the failing case's first differing steps (momentum off) but
+    not the earlier case, where the candidate used momentum: it is not named."""
+    short = OptimCase("short", lr=0.1, momentum=0.9, steps=3)
+    later = OptimCase("later", lr=0.1, momentum=0.9, steps=3, grad_none={0: [1, 2, 3]})
+    mistakes = {"momentum ignored": MomentumIgnored}
+    assert fails(MomentumIgnored, [later], mistakes=mistakes).cause == "momentum ignored"
+
+    class IgnoredAfterAnEarlierCase(SGD):
+        calls = 0
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            type(self).calls += 1
+
+        def update(self, p, group, state):
+            first_case = type(self).calls == 1
+            super().update(p, group if first_case else {**group, "momentum": 0.0}, state)
+
+    error = fails(IgnoredAfterAnEarlierCase, [short, later], mistakes=mistakes)
+    assert error.case.startswith("later")
+    assert error.cause is None
+
+
+def test_the_failing_case_is_replayed_to_its_end_before_a_cause_is_named():
+    """Both mistakes give step 4 alike; only the whole case tells them apart."""
+    class MomentumHalvedAfterStep3(SGD):
+        def update(self, p, group, state):
+            state["n"] = state.get("n", 0) + 1
+            momentum = group["momentum"] if state["n"] <= 3 else (0.0 if state["n"] == 4 else 0.45)
+            super().update(p, {**group, "momentum": momentum}, state)
+
+    case_ = [OptimCase("m", lr=0.1, momentum=0.9, steps=8)]
+    mistakes = {"ignored after step 3": MomentumIgnoredAfterStep3, "halved": MomentumHalvedAfterStep3}
+    assert fails(MomentumHalvedAfterStep3, case_, mistakes=mistakes).cause == "halved"
+
+
+def test_a_none_error_gets_the_grad_none_hint_only_where_a_grad_is_none():
+    class Crashes(SGD):
+        def update(self, p, group, state):
+            state.get("momentum_buffer").mul_(2)
+
+    with pytest.raises(AttributeError) as error:
+        compare_optimizer(Crashes, torch.optim.SGD, [OptimCase("all grads", lr=0.1)])
+    assert not hasattr(error.value, "_stepwise_hint")
+    with pytest.raises(AttributeError) as error:
+        compare_optimizer(Crashes, torch.optim.SGD, [OptimCase("grad None", lr=0.1, grad_none={1: [1]})])
+    assert "unused in the loss" in error.value._stepwise_hint

@@ -139,7 +139,7 @@ KNOWN = [
     ("03.2", cause, cls) for cause, cls in nb03.DECAY_MISTAKES.items()
 ] + [
     ("03.3", cause, cls)
-    for cause, cls in {**nb03.MOMENTUM_MISTAKES, **nb03.REAL_LOOP_MISTAKES}.items()
+    for cause, cls in nb03.MOMENTUM_MISTAKES.items()
 ] + [
     ("03.4", cause, cls) for cause, cls in nb03.NESTEROV_MISTAKES.items()
 ] + [
@@ -265,10 +265,10 @@ class MaximizeIntoGrad(OutOfPlaceSGD):
     ("03.1", WithoutNoGrad, "torch.no_grad()"),
     ("03.1", ClosureUnderNoGrad, "torch.enable_grad()"),
     ("03.1", LossNotReturned, "must return the loss"),
-    ("03.2", DecayIntoGrad, "step() modified p.grad"),
+    ("03.2", DecayIntoGrad, "step() added the weight decay to p.grad in place"),
     ("03.4", nb03._NesterovIntoGrad, "step() modified p.grad"),
     ("03.4", nb03._NesterovWithoutValidation, "refuse nesterov=True"),
-    ("03.5", MaximizeIntoGrad, "step() modified p.grad"),
+    ("03.5", MaximizeIntoGrad, "step() negated p.grad in place"),
 ], ids=lambda v: getattr(v, "__name__", None))
 def test_other_typical_mistakes_are_named(exercise_id, wrong, words):
     result = check(exercise_id, wrong)
@@ -276,11 +276,71 @@ def test_other_typical_mistakes_are_named(exercise_id, wrong, words):
     assert words in str(result), str(result)
 
 
-def test_wrong_versions_really_differ_from_sgd_only_where_intended():
-    """The lr-inside-the-buffer form equals SGD while lr stays constant (why 03.3 changes lr)."""
-    settings = {"lr": 0.1, "momentum": 0.9, "dampening": 0.1}
-    expected, _ = nb03._stepped(torch.optim.SGD, settings)
-    same, _ = nb03._stepped(nb03._LrInsideBuffer, settings)
-    changed, _ = nb03._stepped(nb03._LrInsideBuffer, settings, lr_after=0.02)
-    assert torch.allclose(same, expected)
-    assert not torch.allclose(changed, nb03._stepped(torch.optim.SGD, settings, lr_after=0.02)[0])
+# --------------------------------------------------------------------------
+# Loopholes closed: hyperparameters per group, lr changes, state, closure, defaults
+# --------------------------------------------------------------------------
+
+
+class ClosureAfterUpdate(OutOfPlaceSGD):
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self.update(p, p.grad, self.state[p], group)
+        if closure is not None:
+            with torch.enable_grad():
+                return closure()
+        return None
+
+
+class DefaultLr1e2(OutOfPlaceSGD):
+    def __init__(self, params, lr=1e-2, momentum=0, dampening=0, weight_decay=0, nesterov=False,
+                 *, maximize=False):
+        super().__init__(params, lr, momentum, dampening, weight_decay, nesterov, maximize=maximize)
+
+
+def _reading(key, source):
+    """OutOfPlaceSGD that reads ``key`` from self.defaults or from group 0."""
+    def update(self, p, grad, state, group):
+        other = self.defaults if source == "defaults" else self.param_groups[0]
+        OutOfPlaceSGD.update(self, p, grad, state, {**group, key: other[key]})
+    return type(f"{key.title()}From{source.title()}", (OutOfPlaceSGD,), {"update": update})
+
+
+class LrKeptFromInit(OutOfPlaceSGD):
+    def __init__(self, params, lr=1e-3, **kwargs):
+        super().__init__(params, lr, **kwargs)
+        self.lrs = {id(p): g["lr"] for g in self.param_groups for p in g["params"]}
+
+    def update(self, p, grad, state, group):
+        super().update(p, grad, state, {**group, "lr": self.lrs.get(id(p), group["lr"])})
+
+
+@pytest.mark.parametrize(("exercise_id", "wrong", "words"), [
+    ("03.1", ClosureAfterUpdate, "call the closure first"),
+    ("03.1", DefaultLr1e2, "your default lr is 0.01, torch's is 0.001"),
+    ("03.1", LrKeptFromInit, "right after group['lr'] was changed"),
+    *[(i, _reading(key, source), "" if source == "group 0" else "does not follow that group's own settings")
+      for i, keys in [("03.2", ["weight_decay"]), ("03.3", ["momentum", "dampening"]),
+                      ("03.4", ["nesterov"]), ("03.5", ["maximize"])]
+      for key in keys for source in ("defaults", "group 0")],
+], ids=lambda v: getattr(v, "__name__", None))
+def test_loopholes_are_closed(exercise_id, wrong, words):
+    result = check(exercise_id, wrong)
+    assert result.status == "failed"
+    assert words in str(result), str(result)
+
+
+def test_a_momentum_buffer_lost_by_state_dict_fails_after_the_reload():
+    class BufferOnlyInAttribute(OutOfPlaceSGD):
+        def update(self, p, grad, state, group):
+            buffers = self.__dict__.setdefault("buffers", {})
+            private = {} if id(p) not in buffers else {"momentum_buffer": buffers[id(p)]}
+            super().update(p, grad, private, group)
+            if "momentum_buffer" in private:
+                buffers[id(p)] = private["momentum_buffer"]
+                state["momentum_buffer"] = private["momentum_buffer"].clone()
+
+    details = dict(check("03.3", BufferOnlyInAttribute).details)
+    assert "state_dict() was loaded into a new optimizer" in details["likely cause"]

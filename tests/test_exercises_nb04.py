@@ -45,6 +45,10 @@ class ForeachAdagrad(torch.optim.Optimizer):
             grads = [p.grad for p in params]
             grads = torch._foreach_neg(grads) if group["maximize"] else list(grads)
             grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
+            for p in params:  # a parameter of a group added later: torch starts it the same way
+                if not self.state[p]:
+                    self.state[p]["step"] = torch.tensor(0.0)
+                    self.state[p]["sum"] = torch.full_like(p, self.defaults["initial_accumulator_value"])
             sums = [self.state[p]["sum"] for p in params]
             torch._foreach_addcmul_(sums, grads, grads)
             roots = torch._foreach_add(torch._foreach_sqrt(sums), group["eps"])
@@ -239,4 +243,54 @@ class StateUnderOtherNames(nb04._Adam):
 def test_right_numbers_under_other_state_keys_are_named():
     result = check("04.3", StateUnderOtherNames)
     assert result.status == "failed"
-    assert "state[p]['exp_avg']" in str(result), str(result)
+    assert "keep the state under the reference's keys ['exp_avg', 'exp_avg_sq', 'step']" in str(result)
+
+
+# --------------------------------------------------------------------------
+# Loopholes closed: every hyperparameter read per group, and Adagrad's start value as torch's
+# --------------------------------------------------------------------------
+
+
+def _from_defaults(exercise_id, key):
+    base = _solution(exercise_id)
+
+    def update(self, p, grad, state, group):
+        base.update(self, p, grad, state, {**group, key: self.defaults[key]})
+    return type(f"{key}FromDefaults", (base,), {"update": update})
+
+
+READ_FROM_DEFAULTS = [
+    (i, key) for i, keys in [
+        ("04.1", ["lr", "lr_decay", "weight_decay", "eps", "maximize"]),
+        ("04.2", ["lr", "alpha", "eps", "weight_decay", "centered", "maximize"]),
+        ("04.3", ["lr", "betas", "eps", "weight_decay", "maximize"]),
+        ("04.4", ["lr", "betas", "eps", "weight_decay", "maximize"]),
+        ("04.5", ["amsgrad"])]
+    for key in keys
+]
+
+
+@pytest.mark.parametrize(("exercise_id", "key"), READ_FROM_DEFAULTS, ids=lambda v: str(v))
+def test_a_hyperparameter_read_from_the_defaults_fails(exercise_id, key):
+    result = check(exercise_id, _from_defaults(exercise_id, key))
+    assert result.status == "failed", key
+
+
+def test_adagrad_follows_torch_for_a_groups_initial_accumulator_value():
+    """torch starts every sum at the constructor's value; the group's own is ignored."""
+    wrong = nb04._wrong(nb04._Adagrad, nb04._adagrad, start_of_group=True)
+    result = check("04.1", wrong)
+    assert "torch starts every sum at the constructor's" in str(result), str(result)
+    assert check("04.1", _solution("04.1")).passed
+
+
+def test_a_long_run_catches_bias_correction_dropped_after_step_100():
+    class LateDrop(nb04._Adam):
+        def update(self, p, grad, state, group):
+            late = bool(state) and float(state["step"]) >= 100
+            nb04._adam(p, grad, state, group, defaults=self.defaults,
+                       correct_m=not late, correct_v=not late)
+
+    details = dict(check("04.3", LateDrop).details)
+    assert details["case"].startswith("long run")
+    assert details["step"] == "101"

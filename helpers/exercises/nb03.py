@@ -170,6 +170,31 @@ class _NesterovWithoutValidation(SGD):
             "nesterov": nesterov, "maximize": maximize})
 
 
+class _BufferOneStepLate(_PerParameter):
+    """Steps along the buffer of the step before, then updates it."""
+
+    def update(self, p, grad, state, group):
+        g = _decayed(p, grad, group)
+        if group["momentum"] == 0:
+            p.add_(g, alpha=-group["lr"])
+        elif "momentum_buffer" not in state:
+            state["momentum_buffer"] = g.clone()
+            p.add_(g, alpha=-group["lr"])
+        else:
+            buf = state["momentum_buffer"]
+            p.add_(buf, alpha=-group["lr"])
+            buf.mul_(group["momentum"]).add_(g, alpha=1 - group["dampening"])
+
+
+class _NesterovSwapped(_PerParameter):
+    def update(self, p, grad, state, group):
+        g = _decayed(p, grad, group)
+        if group["momentum"] != 0:
+            buf = _momentum(g, state, group)
+            g = buf + group["momentum"] * g if group["nesterov"] else buf
+        p.add_(g, alpha=-group["lr"])
+
+
 class _MaximizeIgnored(_PerParameter):
     def update(self, p, grad, state, group):
         _sgd_update(p, grad, state, group)
@@ -221,60 +246,6 @@ def _closure_through_autograd(candidate):
     expect_close(label, expected, got, what="parameters")
 
 
-def _stepped(cls, hyperparameters, steps=3, *, grads_in_place=False, lr_after=None):
-    """Run ``cls`` for a few steps on one seeded parameter; return (parameter, optimizer).
-
-    ``grads_in_place``: write each gradient into the existing .grad tensor, as
-    ``zero_grad(set_to_none=False)`` and ``backward()`` do. ``lr_after``: a
-    learning rate set on the group after the first step, as a scheduler does.
-    """
-    generator = torch.Generator().manual_seed(1)
-    p = torch.randn(4, generator=generator).requires_grad_()
-    optimizer = cls([p], **hyperparameters)
-    for k in range(steps):
-        g = torch.randn(4, generator=generator)
-        if grads_in_place and p.grad is not None:
-            p.grad.copy_(g)
-        else:
-            p.grad = g
-        if k == 1 and lr_after is not None:
-            optimizer.param_groups[0]["lr"] = lr_after
-        optimizer.step()
-    return p, optimizer
-
-
-def _momentum_in_real_loops(candidate, mistakes):
-    """The buffer is independent of .grad, keeps lr outside, and sits under torch's key."""
-    settings = {"lr": 0.1, "momentum": 0.9, "dampening": 0.1}
-    scenarios = (
-        (("momentum 0.9, dampening 0.1, gradients written into the same .grad tensor "
-         "(zero_grad(set_to_none=False))"), {"grads_in_place": True}),
-        (("momentum 0.9, dampening 0.1, lr changed from 0.1 to 0.02 after step 1 "
-         "(as a scheduler does)"), {"lr_after": 0.02}),
-    )
-    for label, how in scenarios:
-        expected, _ = _stepped(torch.optim.SGD, settings, **how)
-        with case(label):
-            got, _ = _stepped(candidate, settings, **how)
-        try:
-            expect_close(label, expected, got, what="parameter", step=3)
-        except Mismatch as mismatch:
-            mismatch.cause = mismatch.cause or next(
-                (cause for cause, wrong in mistakes.items()
-                 if torch.allclose(_stepped(wrong, settings, **how)[0], got)), None)
-            raise
-    label = "momentum 0.9, dampening 0.1, after 3 steps: optimizer.state[p]"
-    expected, reference = _stepped(torch.optim.SGD, settings)
-    got, optimizer = _stepped(candidate, settings)
-    buffer = optimizer.state[got].get("momentum_buffer")
-    if buffer is None:
-        raise Mismatch(label, "state[p]['momentum_buffer']", dict(optimizer.state[got]),
-                       cause="keep the buffer in self.state[p]['momentum_buffer'], the key "
-                             "torch uses, so state_dict() loads into torch.optim.SGD")
-    expect_close(label, reference.state[expected]["momentum_buffer"], buffer,
-                 what="state[p]['momentum_buffer']", step=3)
-
-
 def _nesterov_validated(candidate):
     label = "nesterov=True with momentum=0"
     try:
@@ -294,12 +265,15 @@ def _nesterov_validated(candidate):
 UPHILL = ("your parameters move uphill, by +lr·grad: gradient descent subtracts, "
           "p.add_(p.grad, alpha=-lr)")
 
+
 PLAIN_CASES = [
     OptimCase("first steps", lr=0.1),
     OptimCase("default lr"),
     OptimCase("grad None", lr=0.1, grad_none={1: [1, 2, 3], 2: [2]}),
     OptimCase("two param groups", lr=0.1, groups=[{}, {"lr": 0.01}]),
     OptimCase("float64", lr=0.1, dtype=torch.float64),
+    OptimCase.per_group("lr per group", {"lr": 0.1}, [{"lr": 0.05}, {"lr": 0.2}], {"lr": 0.02}),
+    OptimCase.long_run("long run", lr=0.01),
 ]
 
 
@@ -345,6 +319,10 @@ def check_weight_decay(candidate):
         OptimCase("two param groups", lr=0.1, weight_decay=0.1,
                   groups=[{}, {"weight_decay": 0.0, "lr": 0.02}]),
         OptimCase("float64", lr=0.1, weight_decay=0.1, dtype=torch.float64),
+        OptimCase.per_group("every hyperparameter per group", {"lr": 0.1, "weight_decay": 0.1},
+                            [{"lr": 0.05, "weight_decay": 0.3}, {"lr": 0.2, "weight_decay": 0.0}],
+                            {"lr": 0.02, "weight_decay": 0.5}),
+        OptimCase.long_run("long run", lr=0.01, weight_decay=0.2),
     ], steps=5, mistakes=DECAY_MISTAKES)
 
 
@@ -356,22 +334,29 @@ MOMENTUM_MISTAKES = {
     FIRST_STEP_DAMPENED: _FirstStepDampened,
     "your buffer does not survive between steps (this is plain SGD): store it in "
     "state['momentum_buffer'] and update that tensor in place": _BufferForgotten,
+    "your momentum is one step late: you step along the buffer of the step before and update "
+    "it afterwards. Update b first (b ← μ·b + (1 − τ)·g), then step along the new b": (
+        _BufferOneStepLate),
     "dampening is used the wrong way round: the new gradient gets weight (1 − τ), "
     "b ← μ·b + (1 − dampening)·g": _DampeningNotOneMinus,
     "weight decay is added after the momentum: add λ·p to the gradient first, so the "
     "decay goes through the buffer too": _DecayAfterMomentum,
     "with momentum = 0 SGD uses no buffer at all (and ignores dampening): only use the "
     "buffer when group['momentum'] != 0": _BufferEvenWithoutMomentum,
-}
-REAL_LOOP_MISTAKES = {
     "the buffer is the gradient tensor itself (b = grad without .clone()), so when the "
     "next gradient is written into the same .grad tensor the buffer is overwritten: "
     "start it with grad.clone()": _BufferAliasesGrad,
     "the learning rate is inside your buffer (v ← μ·v + lr·g, p ← p − v): the same numbers "
     "while lr is constant, but torch keeps lr outside the buffer (p ← p − lr·b), so a "
     "scheduler's new lr takes effect at once": _LrInsideBuffer,
-    FIRST_STEP_DAMPENED: _FirstStepDampened,
 }
+
+_MOMENTUM_PER_GROUP = OptimCase.per_group(
+    "every hyperparameter per group",
+    {"lr": 0.1, "momentum": 0.9, "dampening": 0.1, "weight_decay": 0.1},
+    [{"lr": 0.05, "momentum": 0.5, "dampening": 0.3, "weight_decay": 0.0},
+     {"lr": 0.2, "momentum": 0.0, "dampening": 0.5, "weight_decay": 0.2}],
+    {"lr": 0.02, "momentum": 0.8, "dampening": 0.0, "weight_decay": 0.3})
 
 
 @exercise("03.3", "Momentum with dampening", reference=SGD, library=[torch.optim.SGD], hints=[
@@ -383,7 +368,7 @@ REAL_LOOP_MISTAKES = {
     "g = state['momentum_buffer']; finally p.add_(g, alpha=-lr)."),
 ])
 def check_momentum(candidate):
-    verified = compare_optimizer(candidate, torch.optim.SGD, [
+    return compare_optimizer(candidate, torch.optim.SGD, [
         OptimCase("momentum", lr=0.1, momentum=0.9),
         OptimCase("dampening", lr=0.1, momentum=0.9, dampening=0.5),
         OptimCase("momentum 0", lr=0.1, momentum=0.0, dampening=0.3),
@@ -393,9 +378,9 @@ def check_momentum(candidate):
         OptimCase("two param groups", lr=0.1, momentum=0.9,
                   groups=[{}, {"momentum": 0.0}, {"momentum": 0.5, "dampening": 0.5}]),
         OptimCase("float64", lr=0.1, momentum=0.9, dampening=0.1, dtype=torch.float64),
+        _MOMENTUM_PER_GROUP,
+        OptimCase.long_run("long run", lr=0.01, momentum=0.9, dampening=0.1),
     ], steps=6, mistakes=MOMENTUM_MISTAKES)
-    _momentum_in_real_loops(candidate, REAL_LOOP_MISTAKES)
-    return verified + "; the state key, .grad reused in place, and an lr change"
 
 
 NO_LOOK_AHEAD = ("your numbers are plain momentum: this is what you get without the "
@@ -403,7 +388,16 @@ NO_LOOK_AHEAD = ("your numbers are plain momentum: this is what you get without 
 NESTEROV_MISTAKES = {
     NO_LOOK_AHEAD: _NesterovIgnored,
     "the look-ahead needs the factor μ: g + μ·b, not g + b": _NesterovWithoutMu,
+    "μ multiplies the buffer, not the gradient: Nesterov steps along g + μ·b, "
+    "not b + μ·g": _NesterovSwapped,
 }
+
+_NESTEROV_PER_GROUP = OptimCase.per_group(
+    "every hyperparameter per group",
+    {"lr": 0.1, "momentum": 0.9, "dampening": 0.0, "weight_decay": 0.1, "nesterov": False},
+    [{"lr": 0.05, "momentum": 0.8, "dampening": 0.0, "weight_decay": 0.0, "nesterov": True},
+     {"lr": 0.2, "momentum": 0.5, "dampening": 0.3, "weight_decay": 0.2, "nesterov": False}],
+    {"lr": 0.02, "momentum": 0.7, "dampening": 0.0, "weight_decay": 0.3, "nesterov": True})
 
 
 @exercise("03.4", "Nesterov momentum", reference=SGD, library=[torch.optim.SGD], hints=[
@@ -422,6 +416,8 @@ def check_nesterov(candidate):
         OptimCase("two param groups", lr=0.1, momentum=0.9,
                   groups=[{"nesterov": True}, {"momentum": 0.5}]),
         OptimCase("float64", lr=0.1, momentum=0.9, nesterov=True, dtype=torch.float64),
+        _NESTEROV_PER_GROUP,
+        OptimCase.long_run("long run", lr=0.01, momentum=0.9, weight_decay=0.1, nesterov=True),
     ], steps=6, mistakes=NESTEROV_MISTAKES)
     _nesterov_validated(candidate)
     return verified + "; nesterov without momentum is refused"
@@ -454,4 +450,15 @@ def check_maximize(candidate):
                   groups=[{"maximize": True}, {}]),
         OptimCase("float64", lr=0.1, momentum=0.9, weight_decay=0.1, maximize=True,
                   dtype=torch.float64),
+        OptimCase.per_group(
+            "every hyperparameter per group",
+            {"lr": 0.1, "momentum": 0.9, "dampening": 0.0, "weight_decay": 0.1,
+             "nesterov": False, "maximize": False},
+            [{"lr": 0.05, "momentum": 0.8, "dampening": 0.0, "weight_decay": 0.0,
+              "nesterov": True, "maximize": True},
+             {"lr": 0.2, "momentum": 0.5, "dampening": 0.3, "weight_decay": 0.2,
+              "nesterov": False, "maximize": False}],
+            {"lr": 0.02, "momentum": 0.7, "dampening": 0.0, "weight_decay": 0.3,
+             "nesterov": True, "maximize": True}),
+        OptimCase.long_run("long run", lr=0.01, momentum=0.9, weight_decay=0.1, nesterov=True, maximize=True),
     ], steps=6, mistakes=MAXIMIZE_MISTAKES)

@@ -1,8 +1,19 @@
 """The scheduler base class: a step counter that rewrites ``group["lr"]``."""
 
 import types
+import warnings
 
 from torch.optim import Optimizer
+
+# torch's own text (torch.optim.lr_scheduler.EPOCH_DEPRECATION_WARNING), so filters match.
+EPOCH_DEPRECATION_WARNING = (
+    "The epoch parameter in `scheduler.step()` was not necessary and is being "
+    "deprecated where possible. Please use `scheduler.step()` to step the "
+    "scheduler. During the deprecation, if epoch is different from None, the "
+    "closed form is used instead of the new chainable form, where available. "
+    "Please open an issue if you are unable to replicate your use case: "
+    "https://github.com/pytorch/pytorch/issues/new/choose."
+)
 
 
 class LRScheduler:
@@ -40,9 +51,12 @@ class LRScheduler:
         last_epoch (int): index of the last step taken; ``-1`` (default) starts
             the schedule, other values are for resuming. Default: -1.
 
+    ``step(epoch)``, deprecated in torch, works as there: it warns with torch's
+    ``EPOCH_DEPRECATION_WARNING``, sets ``last_epoch = epoch`` and takes the closed
+    form where the class has one (else ``get_lr()``).
+
     Left out on purpose, compared with ``torch.optim.lr_scheduler.LRScheduler``:
-    ``step(epoch)`` (deprecated in torch; ``CosineAnnealingWarmRestarts`` keeps its
-    own), the warning when ``scheduler.step()`` comes before ``optimizer.step()``
+    the warning when ``scheduler.step()`` comes before ``optimizer.step()``
     (torch wraps ``optimizer.step`` to detect it), the warning when ``get_lr()`` is
     called directly, and tensor learning rates (``group["lr"]`` is a float here).
     """
@@ -74,13 +88,21 @@ class LRScheduler:
         """The learning rate of each param group at step ``last_epoch``."""
         raise NotImplementedError
 
-    def step(self):
-        """Advance to the next step and set its learning rates."""
-        self.last_epoch += 1
-        self._set_lrs(self.get_lr())
+    def step(self, epoch=None):
+        """Advance to the next step and set its learning rates.
+
+        ``epoch`` (deprecated, as in torch): jump to step ``epoch`` instead.
+        """
+        if epoch is None:
+            self.last_epoch += 1
+            self._set_lrs(self.get_lr())
+        else:
+            warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)
+            self._update_lr(epoch)
 
     def _update_lr(self, epoch):
-        """Jump to step ``epoch``: ``SequentialLR`` restarts a scheduler at 0 this way.
+        """Jump to step ``epoch``: ``step(epoch)``, and ``SequentialLR`` restarting a
+        scheduler at 0.
 
         Uses the closed form on ``base_lrs`` when the class has one, as torch does.
         """

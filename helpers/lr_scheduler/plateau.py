@@ -1,9 +1,11 @@
 """Reduce the learning rate when a monitored metric stops improving."""
 
+import warnings
+
 import torch
 from torch.optim import Optimizer
 
-from .base import LRScheduler
+from .base import EPOCH_DEPRECATION_WARNING, LRScheduler
 
 
 class ReduceLROnPlateau(LRScheduler):
@@ -99,10 +101,17 @@ class ReduceLROnPlateau(LRScheduler):
             return a > best * (self.threshold + 1.0)
         return a > best + self.threshold
 
-    def step(self, metrics):
-        """Record this epoch's metric (a float or a 0-dim tensor); reduce the lr if due."""
+    def step(self, metrics, epoch=None):
+        """Record this epoch's metric (a float or a 0-dim tensor); reduce the lr if due.
+
+        ``epoch`` (deprecated, as in torch) sets ``last_epoch`` instead of counting on.
+        """
         current = float(metrics)
-        self.last_epoch += 1
+        if epoch is None:
+            epoch = self.last_epoch + 1
+        else:
+            warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)
+        self.last_epoch = epoch
         if self._is_better(current, self.best):
             self.best = current
             self.num_bad_epochs = 0

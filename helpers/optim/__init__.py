@@ -2,7 +2,8 @@
 
 Each class lives in its own module and reads like the math: a docstring with
 the update rule, then one plain loop over the parameters. Same names,
-arguments, defaults, state keys and numbers as ``torch.optim``.
+arguments, defaults, state keys and numbers as ``torch.optim`` (Schedule-Free:
+as the ``schedulefree`` package).
 """
 
 from .adadelta import Adadelta
@@ -18,6 +19,7 @@ from .nadam import NAdam
 from .radam import RAdam
 from .rmsprop import RMSprop
 from .rprop import Rprop
+from .schedulefree import AdamWScheduleFree, SGDScheduleFree
 from .sgd import SGD
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "Adagrad",
     "Adam",
     "AdamW",
+    "AdamWScheduleFree",
     "Adamax",
     "Lion",
     "Muon",
@@ -36,4 +39,5 @@ __all__ = [
     "RAdam",
     "RMSprop",
     "Rprop",
+    "SGDScheduleFree",
 ]

@@ -108,7 +108,7 @@ class Muon(Optimizer):
         return loss
 
 
-def newton_schulz(G, coefficients, steps, eps):
+def newton_schulz(G, coefficients, steps, eps, dtype=torch.bfloat16):
     """Approximately orthogonalize the matrix G: keep its singular vectors, set its
     singular values to about 1 (roughly 0.5 to 1.5 with the default coefficients).
 
@@ -118,12 +118,12 @@ def newton_schulz(G, coefficients, steps, eps):
 
     In terms of the SVD X = U·S·Vᵀ this maps each singular value s to
     a·s + b·s³ + c·s⁵, a polynomial that pushes every s in (0, 1] towards 1.
-    Computed in bfloat16 on the wide orientation (X·Xᵀ is the smaller Gram matrix),
-    exactly as torch does.
+    Computed in ``dtype`` (bfloat16, exactly as torch does) on the wide orientation
+    (X·Xᵀ is the smaller Gram matrix).
     """
     a, b, c = coefficients
     tall = G.size(0) > G.size(1)
-    X = G.bfloat16()
+    X = G.to(dtype, copy=True)
     if tall:
         X = X.T
     X.div_(X.norm().clamp(min=eps))

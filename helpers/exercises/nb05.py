@@ -45,7 +45,8 @@ BEALE_MISTAKES = {
     "x and y are swapped":
         lambda x, y: beale(y, x),
     "the powers apply to y alone: x·y², not (x·y)²":
-        lambda x, y: (1.5 - x + x * y) ** 2 + (2.25 - x + (x * y) ** 2) ** 2 + (2.625 - x + (x * y) ** 3) ** 2,
+        lambda x, y: ((1.5 - x + x * y) ** 2 + (2.25 - x + (x * y) ** 2) ** 2
+                      + (2.625 - x + (x * y) ** 3) ** 2),
 }
 BEALE_ATTRIBUTES = {"name": "Beale", "start": (1.0, 1.5), "xlim": (-1.0, 4.5), "ylim": (-1.5, 2.0)}
 
@@ -183,11 +184,13 @@ def _settings(candidate, allowed, label):
                              + (f"; add {missing}" if missing else "")
                              + (f"; leave out {extra}" if extra else ""))
     for key in allowed:
-        values = settings[key] if key == "betas" and isinstance(settings[key], (tuple, list)) else [settings[key]]
+        value = settings[key]
+        values = value if key == "betas" and isinstance(value, (tuple, list)) else [value]
         bad = [v for v in values if not isinstance(v, numbers.Real) or isinstance(v, bool)]
         if bad:
-            raise Mismatch(label, f"{key}: numbers", settings[key],
-                           cause=f"give {key} as numbers (like 0.1), not as {type(bad[0]).__name__} {bad[0]!r}")
+            raise Mismatch(label, f"{key}: numbers", value,
+                           cause=f"give {key} as numbers (like 0.1), "
+                                 f"not as {type(bad[0]).__name__} {bad[0]!r}")
     return settings
 
 

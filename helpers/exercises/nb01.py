@@ -288,13 +288,16 @@ def _what_differs(got, first_bad):
 
 
 def _fit_case(candidate, name, seed, lr, steps, n=50):
-    """The candidate's first ``steps`` steps must match the reference, step by step."""
+    """The candidate's first ``steps`` steps must match the reference, step by step.
+
+    Returns the data and the candidate's run ``(w, b, losses)``.
+    """
     x, y = by_hand.noisy_line(n=n, seed=seed)
     got = _run_fit(candidate, name, x, y, lr, steps)
     w, b, losses = by_hand.fit_line(x, y, lr, steps)
     expected = (w.item(), b.item(), losses)
     if _same_run(expected, got):
-        return
+        return x, y, got
     first_bad = next((k for k, (e, g) in enumerate(zip(losses, got[2])) if not _close(e, g)), None)
     cause = _fit_cause(x, y, lr, steps, got)
     shows = _what_differs(got, first_bad)
@@ -335,9 +338,7 @@ def check_fit_line(candidate):
     _fit_case(candidate, "seed=1, lr=0.1: the first 5 steps", seed=1, lr=0.1, steps=5)
     _fit_case(candidate, "seed=2, lr=0.05: the first 5 steps", seed=2, lr=0.05, steps=5)
     name = "seed=3, lr=0.1, 300 steps: the fitted line"
-    _fit_case(candidate, name, seed=3, lr=0.1, steps=300, n=100)
-    x, y = by_hand.noisy_line(seed=3)
-    w, b, _ = _run_fit(candidate, name, x, y, 0.1, 300)
+    x, y, (w, b, _) = _fit_case(candidate, name, seed=3, lr=0.1, steps=300, n=100)
     best = torch.stack(by_hand.least_squares(x, y))
     expect_close(name, best, torch.tensor([w, b]), what="(w, b)", rtol=0, atol=FIT_TOLERANCE)
     return (

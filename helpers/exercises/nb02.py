@@ -279,7 +279,7 @@ def _check_loop(candidate, reference, broken, steps, batched=False, per="step", 
         _compare_params(what, expected_model, got_model,
                         "the losses match but the model ends up different: train the model "
                         "you were given, with the optimizer you were given")
-    also = f"; and {long[2]} steps of {long[0]}" if long else ""
+    also = f"; and {long[2]} {'epochs' if batched else 'steps'} of {long[0]}" if long else ""
     return (f"{len(OPTIMIZERS)} optimizers (SGD, SGD with momentum and weight decay, Adam){also}: "
             f"the loss of every {per} and the trained weights match the reference loop")
 

@@ -140,8 +140,8 @@ def check_beale(candidate):
         raise Mismatch(name, "f = 0 and ∇f = (0, 0) there (a sum of squares is ≥ 0)",
                        f"f{minima[0]} = {value.item():.4g}, ∇f = ({gradient[0]:.4g}, {gradient[1]:.4g})",
                        cause=cause or "at the minimum all three brackets (c − x + x·yᵏ) are 0 at once")
-    return (f"values at {len(POINTS)} points and on a float32 grid, autograd gradients, "
-            "and f = 0, ∇f = 0 at your minimum")
+    return (f"values at {len(POINTS)} points and on a float32 grid, autograd gradients, name, start "
+            "and limits as given, and f = 0, ∇f = 0 at your minimum")
 
 
 def _same_attribute(expected, got):

@@ -289,17 +289,22 @@ def test_02_2_wrong_loops_fail_naming_the_bug(candidate, phrases):
 # --------------------------------------------------------------------------
 
 
-def fine_tune_broken(pretrained, data, steps, lr):  # the function handed out in the notebook
-    optimizer = torch.optim.SGD(pretrained.parameters(), lr=lr)
-    model = copy.deepcopy(pretrained)
+def _loop_through(forward, optimizer, data, steps):
+    """The notebook's loop body, with the loss computed through ``forward``."""
     history = []
     for _ in range(steps):
         optimizer.zero_grad()
-        loss = F.mse_loss(model(data[0]), data[1])
+        loss = F.mse_loss(forward(data[0]), data[1])
         loss.backward()
         optimizer.step()
         history.append(loss.item())
-    return model, history
+    return history
+
+
+def fine_tune_broken(pretrained, data, steps, lr):  # the function handed out in the notebook
+    optimizer = torch.optim.SGD(pretrained.parameters(), lr=lr)
+    model = copy.deepcopy(pretrained)
+    return model, _loop_through(model, optimizer, data, steps)
 
 
 def fine_tune_state_dict(pretrained, data, steps, lr):
@@ -327,14 +332,7 @@ def fine_tune_reverse(pretrained, data, steps, lr):
     """The mirror image of the broken setup: optimizer over the copy, forward through pretrained."""
     model = copy.deepcopy(pretrained)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-    history = []
-    for _ in range(steps):
-        optimizer.zero_grad()
-        loss = F.mse_loss(pretrained(data[0]), data[1])
-        loss.backward()
-        optimizer.step()
-        history.append(loss.item())
-    return model, history
+    return model, _loop_through(pretrained, optimizer, data, steps)
 
 
 def fine_tune_fixed_lr(pretrained, data, steps, lr):

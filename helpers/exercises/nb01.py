@@ -196,30 +196,34 @@ FIT_MISTAKES = {
 }
 
 
+_NONE_GRAD_ERRORS = (  # (exception type, text in its message, likely cause): a .grad that is None
+    (
+        TypeError,
+        "NoneType",
+        "w.grad or b.grad was None: after `w = w - lr * w.grad` w is a new tensor, not a leaf, and "
+        "backward() fills .grad only on leaves. Update in place under torch.no_grad() (gd_step does)",
+    ),
+    (
+        AttributeError,
+        "'NoneType' object has no attribute 'zero_'",
+        ".grad is None until the first backward(), so `w.grad.zero_()` fails on the first step: reset "
+        "with `w.grad = None` (or zero_() only when w.grad is not None)",
+    ),
+)
+
+
 def _run_fit(candidate, name, x, y, lr, steps):
     """Call the candidate; check the shape of its answer; return (w, b, losses) as floats."""
     with case(name):
         try:
             answer = candidate(x, y, lr, steps)
-        except TypeError as error:
-            if "NoneType" not in str(error):
+        except (TypeError, AttributeError) as error:
+            causes = [c for kind, text, c in _NONE_GRAD_ERRORS
+                      if isinstance(error, kind) and text in str(error)]
+            if not causes:
                 raise
-            raise Mismatch(
-                name,
-                detail=f"your code raised TypeError: {error}",
-                cause="w.grad or b.grad was None: after `w = w - lr * w.grad` w is a "
-                "new tensor, not a leaf, and backward() fills .grad only on "
-                "leaves. Update in place under torch.no_grad() (gd_step does)",
-            ) from None
-        except AttributeError as error:
-            if "'NoneType' object has no attribute 'zero_'" not in str(error):
-                raise
-            raise Mismatch(
-                name,
-                detail=f"your code raised AttributeError: {error}",
-                cause=".grad is None until the first backward(), so `w.grad.zero_()` fails on the first "
-                "step: reset with `w.grad = None` (or zero_() only when w.grad is not None)",
-            ) from None
+            detail = f"your code raised {type(error).__name__}: {error}"
+            raise Mismatch(name, detail=detail, cause=causes[0]) from None
     if not (isinstance(answer, (tuple, list)) and len(answer) == 3):
         raise Mismatch(name, "(w, b, losses)", answer, cause="return the three values w, b, losses")
     w, b, losses = answer

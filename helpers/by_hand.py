@@ -88,7 +88,7 @@ def gd_step(params, lr):
                 p -= lr * p.grad
 
 
-def fit_line(x, y, lr=0.1, steps=100):
+def fit_line(x, y, lr=0.1, steps=300):
     """Fit ``ŷ = w·x + b`` by gradient descent on :func:`mse`, from ``w = b = 0``.
 
     Each step: forward (the loss), zero the gradients, backward, update.

@@ -222,7 +222,7 @@ class Playground(PicturePanel):
     def run(self):
         """(path, outcome) of the current settings."""
         surface = SURFACES[self.surface.value]
-        path = trajectory(surface, self.setting(), self.steps.value)
+        path = trajectory(surface, self.setting(), self.steps.value, dtype=torch.float64)
         return path, Outcome.of(surface, path, self.steps.value)
 
     def summary(self):
@@ -232,7 +232,7 @@ class Playground(PicturePanel):
         surface, setting = SURFACES[self.surface.value], self.setting()
         fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
         paths = {setting.optimizer: path}
-        plot_paths(surface, paths, ax=left)
+        plot_paths(surface, paths, ax=left, legend=False)  # the loss panel's legend names the path
         plot_losses(surface, paths, ax=right)
         right.set_xlim(0, self.steps.value)
         fig.suptitle(f"{setting.source()}\n{outcome}", fontsize="small", family="monospace")

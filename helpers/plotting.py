@@ -26,6 +26,12 @@ def _color(i: int) -> str:
     return COLORS[i % len(COLORS)]
 
 
+def _legend_below(ax, entries):
+    """A legend under the axes, where it hides no path (and costs no search for a free spot)."""
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=min(entries, 3), fontsize="small",
+              frameon=False)
+
+
 def _axes(ax):
     return plt.subplots(figsize=(6, 4))[1] if ax is None else ax
 
@@ -36,6 +42,7 @@ def plot_paths(
     ax: plt.Axes | None = None,
     levels: int = 20,
     resolution: int = 200,
+    legend: bool = True,
 ) -> plt.Axes:
     """Draw the surface's contour lines, its minima (★) and each path on top.
 
@@ -49,6 +56,8 @@ def plot_paths(
         ax: where to draw; a new figure if omitted.
         levels: number of contour lines.
         resolution: grid points per axis for the contours.
+        legend: name the paths in a legend below the axes, off the paths (with no
+            paths, or ``False``, none).
 
     Returns:
         The axes, for titles or further drawing.
@@ -94,7 +103,8 @@ def plot_paths(
         )
     ax.set(xlim=surface.xlim, ylim=surface.ylim, xlabel="x", ylabel="y", title=surface.name)
     ax.set_aspect("equal")
-    ax.legend(loc="best", fontsize="small")
+    if legend and paths:
+        _legend_below(ax, len(paths) + 1)
     return ax
 
 
@@ -119,5 +129,5 @@ def plot_losses(
         ax.semilogy(gap.clamp_min(1e-16), color=_color(i), linewidth=1.5, label=label)
     ax.set(xlabel="step", ylabel="loss − minimum", title=f"{surface.name}: loss")
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(loc="best", fontsize="small")
+    _legend_below(ax, len(paths))
     return ax

@@ -127,6 +127,7 @@ def trajectory(
     make_optimizer: Callable[[list[Tensor]], torch.optim.Optimizer],
     steps: int,
     start: tuple[float, float] | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> Tensor:
     """Run an optimizer on a surface and return the points it visits.
 
@@ -136,6 +137,7 @@ def trajectory(
             e.g. ``lambda params: torch.optim.SGD(params, lr=0.1)``.
         steps: how many ``optimizer.step()`` calls.
         start: the first point; ``surface.start`` if omitted.
+        dtype: of the point; float64 keeps a long run the same on every CPU.
 
     Each step is ``optimizer.step(closure)``, so optimizers that re-evaluate the
     loss (``torch.optim.LBFGS``) work too.
@@ -144,20 +146,21 @@ def trajectory(
         A ``(n, 2)`` tensor: the start, then the point after each step. A run that
         diverges stops at the last point with a finite loss, so ``n ≤ steps + 1``.
     """
-    xy = torch.tensor(surface.start if start is None else start, requires_grad=True)
+    xy = torch.tensor(surface.start if start is None else start, dtype=dtype, requires_grad=True)
     optimizer = make_optimizer([xy])
 
     def closure():
-        optimizer.zero_grad()
+        xy.grad = None  # what optimizer.zero_grad() does, without its overhead on every step
         loss = surface(xy)
         loss.backward()
         return loss
 
     points = [xy.detach().clone()]
     for _ in range(steps):
-        optimizer.step(closure)
-        point = xy.detach().clone()
-        if not torch.isfinite(surface(point)):
+        loss = optimizer.step(closure)  # the loss at points[-1], computed anyway by the closure
+        if not torch.isfinite(surface(points[-1]) if loss is None else loss):
             break
-        points.append(point)
+        points.append(xy.detach().clone())
+    while len(points) > 1 and not torch.isfinite(surface(points[-1])):
+        points.pop()
     return torch.stack(points)

@@ -288,18 +288,32 @@ def flawed_fit(
     tensors=False,
     extra_step=False,
     log_after=False,
+    step_before_backward=False,
+    reset_only=None,
+    zero_=False,
+    shape=(),
 ):
     """A loop written as a learner would, with one mistake switched on."""
 
     def fit(x, y, lr, steps):
-        w = torch.zeros((), requires_grad=True)
-        b = torch.zeros((), requires_grad=True)
+        w = torch.zeros(shape, requires_grad=True)
+        b = torch.zeros(shape, requires_grad=True)
         step_size = lr if lr_fixed is None else lr_fixed
         losses = []
         for _ in range(steps + extra_step):
             loss = by_hand.mse(w, b, x, y)
-            if reset:
+            if zero_:
+                w.grad.zero_()
+                b.grad.zero_()
+            elif reset_only:
+                {"w": w, "b": b}[reset_only].grad = None
+            elif reset:
                 w.grad = b.grad = None
+            if step_before_backward:
+                by_hand.gd_step([w, b], step_size)
+                loss.backward()
+                losses.append(loss.item())
+                continue
             loss.backward()
             if reset_after_backward:
                 w.grad = b.grad = None
@@ -331,10 +345,15 @@ def test_fit_line_written_differently_passes():
         ({"reset": False}, ["never reset", "losses[2] differs"]),
         ({"ascent": True}, ["sign error", "losses[1] differs"]),
         ({"reset": True, "reset_after_backward": True}, ["reset between backward() and the update"]),
+        ({"step_before_backward": True}, ["never move", "the update before backward()"]),
+        ({"reset_only": "w"}, ["only w's gradient is reset", "losses[2] differs"]),
+        ({"reset_only": "b"}, ["only b's gradient is reset", "losses[2] differs"]),
+        ({"zero_": True}, ["AttributeError", "until the first backward()"]),
+        ({"shape": (1,)}, ["a 0-dim tensor", "torch.zeros(1) has shape (1,)"]),
         ({"log_after": True}, ["losses[k] is the loss after update k", "losses[0] differs"]),
         ({"lr_fixed": 0.1}, ["seed=2, lr=0.05", "lr argument is ignored"]),
-        ({"lr_fixed": 0.2}, ["seed=1, lr=0.1", "losses[1] differs", "using lr as given"]),
-        ({"lr_fixed": 1.5}, ["seed=1, lr=0.1", "the loss grows", "lr argument as given"]),
+        ({"lr_fixed": 0.2}, ["seed=1, lr=0.1", "losses[1] differs", "with lr as given) is not"]),
+        ({"lr_fixed": 1.5}, ["seed=1, lr=0.1", "the loss grows"]),
         ({"out_of_place": True}, ["TypeError", "not a leaf", "torch.no_grad()"]),
         ({"tensors": True}, ["loss.item()"]),
         ({"extra_step": True}, ["a list of 5 losses"]),
@@ -367,7 +386,7 @@ def test_fit_line_not_converged_fails_on_the_tolerance_case():
         w, b, losses = by_hand.fit_line(x, y, lr, min(steps, 30))
         return w, b, losses + losses[-1:] * (steps - len(losses))
 
-    assert_fails("01.2", fit, "300 steps", "(w, b)")
+    assert_fails("01.2", fit, "300 steps", "losses[30] differs", "step:     31")
 
 
 def test_fit_line_wrong_start_fails_at_step_0():
@@ -383,7 +402,7 @@ def test_fit_line_wrong_start_fails_at_step_0():
             losses.append(loss.item())
         return w, b, losses
 
-    assert_fails("01.2", fit, "seed=1, lr=0.1", "losses[0] differs", "begin from w = b = 0")
+    assert_fails("01.2", fit, "seed=1, lr=0.1", "losses[0] differs", "the loss at w = b = 0")
 
 
 def test_fit_line_returning_the_wrong_parameters_is_named():
@@ -460,3 +479,73 @@ def test_mse_grads_that_modifies_its_input_fails():
         return 2 * (y * x).mean(), 2 * y.mean()
 
     assert_fails("01.3", in_place, "modified its input")
+
+
+def autograd_on_copies(w, b, x, y):
+    """autograd on detached copies: w and b are never touched, only the statement forbids it."""
+    w, b = w.detach().requires_grad_(), b.detach().requires_grad_()
+    with torch.enable_grad():
+        return torch.autograd.grad(by_hand.mse(w, b, x, y), (w, b))
+
+
+def backward_on_copies(w, b, x, y):
+    w, b = w.detach().requires_grad_(), b.detach().requires_grad_()
+    by_hand.mse(w, b, x, y).backward()
+    return w.grad, b.grad
+
+
+@pytest.mark.refuses_library
+@pytest.mark.parametrize(
+    "candidate, called", [(autograd_on_copies, "grad"), (backward_on_copies, "backward")]
+)
+def test_mse_grads_with_autograd_on_copies_is_refused(candidate, called):
+    assert_fails("01.3", candidate, f"your code calls torch's own {called}")
+
+
+@pytest.mark.refuses_library
+def test_gd_step_through_torch_sgd_is_refused():
+    def through_sgd(params, lr):
+        torch.optim.SGD(params, lr=lr).step()
+
+    assert_fails("01.1", through_sgd, "torch's own SGD")
+    assert_fails("01.1", by_hand.gd_step, "the reference")
+
+
+def _gd_step_by_hand(params, lr):
+    with torch.no_grad():
+        for p in params:
+            if p.grad is not None:
+                p.sub_(lr * p.grad)
+
+
+@pytest.mark.refuses_library
+def test_answers_written_by_hand_are_not_refused():
+    assert_passes("01.1", _gd_step_by_hand)
+    assert_passes("01.3", mse_grads_with_sums)
+
+
+def test_gd_step_by_slices_fails_on_0_dim_parameters():
+    def by_slices(params, lr):
+        with torch.no_grad():
+            for p in params:
+                if p.grad is not None:
+                    p[:] = p - lr * p.grad
+
+    assert_fails("01.1", by_slices, "0-dim parameters", "IndexError")
+
+
+def test_gd_step_with_a_fixed_lr_is_named():
+    def fixed(params, lr):
+        _gd_step_by_hand(params, 0.1)
+
+    assert_fails("01.1", fixed, "lr=0.5", "lr argument is ignored")
+
+
+def test_gd_step_that_keeps_its_first_lr_fails_when_the_lr_changes():
+    first = []
+
+    def cached(params, lr):
+        first.append(lr)
+        _gd_step_by_hand(params, first[0] if len(first) > 3 else lr)  # the lr of its 4th call on
+
+    assert_fails("01.1", cached, "then lr=0.2")

@@ -131,7 +131,30 @@ def train_own_optimizer(model, optimizer, data, steps):
     return training.train(model, torch.optim.SGD(model.parameters(), lr=0.1), data, steps)
 
 
-@pytest.mark.parametrize("candidate", [training.train, train_zero_grad_last, train_model_zero_grad])
+def train_own_adam(model, optimizer, data, steps):
+    return training.train(model, torch.optim.Adam(model.parameters()), data, steps)
+
+
+def train_cached_groups(model, optimizer, data, steps):
+    """Rebuilds the optimizer from its defaults: same settings, but the groups and lr changes are lost."""
+    fresh = type(optimizer)(model.parameters(), **optimizer.defaults)
+    return training.train(model, fresh, data, steps)
+
+
+def train_set_to_zero(model, optimizer, data, steps):
+    """Correct: zero_grad(set_to_none=False) (zeros instead of None) gives the same numbers."""
+    history = []
+    for _ in range(steps):
+        optimizer.zero_grad(set_to_none=False)
+        loss = F.mse_loss(model(data[0]), data[1])
+        loss.backward()
+        optimizer.step()
+        history.append(loss.item())
+    return history
+
+
+@pytest.mark.parametrize("candidate", [training.train, train_zero_grad_last, train_model_zero_grad,
+                                       train_set_to_zero])
 def test_02_1_correct_loops_pass(candidate):
     assert_passes("02.1", candidate)
 
@@ -140,10 +163,12 @@ def test_02_1_correct_loops_pass(candidate):
     (train_broken, ["step:", "3", "matches the loop without zero_grad()",
                     "gradients accumulate across steps"]),
     (train_zero_grad_before_step, ["flat", "never changed"]),
-    (train_sum_loss, ["step:", "1", "differs from the reference"]),
+    (train_sum_loss, ["step:", "1", "first to differ from the reference"]),
     (train_one_step_short, ["expected 12 values, one per step; got 11"]),
     (train_logging_after_step, ["log the loss after the update"]),
-    (train_own_optimizer, ["SGD(lr=0.05, momentum=0.9", "differs"]),
+    (train_own_optimizer, ["SGD(lr=0.05, momentum=0.9", "builds its own optimizer"]),
+    (train_own_adam, ["SGD(lr=0.1), seed 0", "first to differ"]),  # no cause: no replay matches
+    (train_cached_groups, ["two param groups", "lrs × 0.97", "first to differ"]),
 ])
 def test_02_1_wrong_loops_fail_naming_the_bug(candidate, phrases):
     assert_fails("02.1", candidate, *phrases)
@@ -207,6 +232,38 @@ def epochs_tensor_mean(model, optimizer, batches, epochs):
     return history
 
 
+def epochs_total_outside(model, optimizer, batches, epochs):
+    history = []
+    total = 0.0  # a learner's slip: the accumulator outside the epoch loop
+    for _ in range(epochs):
+        for inputs, targets in batches:
+            total += training.training_step(model, optimizer, inputs, targets)
+        history.append(total / len(batches))
+    return history
+
+
+def epochs_losses_outside(model, optimizer, batches, epochs):
+    history, losses = [], []
+    for _ in range(epochs):
+        for inputs, targets in batches:
+            losses.append(training.training_step(model, optimizer, inputs, targets))
+        history.append(sum(losses) / len(losses))
+    return history
+
+
+def epochs_last_batch(model, optimizer, batches, epochs):
+    history = []
+    for _ in range(epochs):
+        for inputs, targets in batches:
+            loss = training.training_step(model, optimizer, inputs, targets)
+        history.append(loss)
+    return history
+
+
+def epochs_own_sgd(model, optimizer, batches, epochs):
+    return training.train_epochs(model, torch.optim.SGD(model.parameters(), lr=0.1), batches, epochs)
+
+
 @pytest.mark.parametrize("candidate", [training.train_epochs, epochs_tensor_mean])
 def test_02_2_correct_loops_pass(candidate):
     assert_passes("02.2", candidate)
@@ -218,6 +275,10 @@ def test_02_2_correct_loops_pass(candidate):
     (epochs_stale, ["previous step's gradient"]),
     (epochs_sum, ["sum of the epoch's batch losses"]),
     (epochs_per_batch, ["one per epoch; got 16"]),
+    (epochs_total_outside, ["epoch 2 is the first to differ", "total is never reset"]),
+    (epochs_losses_outside, ["epoch 2 is the first to differ", "never emptied"]),
+    (epochs_last_batch, ["epoch 1 is the first to differ", "last batch's loss"]),
+    (epochs_own_sgd, ["builds its own optimizer"]),
 ])
 def test_02_2_wrong_loops_fail_naming_the_bug(candidate, phrases):
     assert_fails("02.2", candidate, *phrases)
@@ -228,17 +289,22 @@ def test_02_2_wrong_loops_fail_naming_the_bug(candidate, phrases):
 # --------------------------------------------------------------------------
 
 
-def fine_tune_broken(pretrained, data, steps, lr):  # the function handed out in the notebook
-    optimizer = torch.optim.SGD(pretrained.parameters(), lr=lr)
-    model = copy.deepcopy(pretrained)
+def _loop_through(forward, optimizer, data, steps):
+    """The notebook's loop body, with the loss computed through ``forward``."""
     history = []
     for _ in range(steps):
         optimizer.zero_grad()
-        loss = F.mse_loss(model(data[0]), data[1])
+        loss = F.mse_loss(forward(data[0]), data[1])
         loss.backward()
         optimizer.step()
         history.append(loss.item())
-    return model, history
+    return history
+
+
+def fine_tune_broken(pretrained, data, steps, lr):  # the function handed out in the notebook
+    optimizer = torch.optim.SGD(pretrained.parameters(), lr=lr)
+    model = copy.deepcopy(pretrained)
+    return model, _loop_through(model, optimizer, data, steps)
 
 
 def fine_tune_state_dict(pretrained, data, steps, lr):
@@ -262,6 +328,22 @@ def fine_tune_history_only(pretrained, data, steps, lr):
     return training.fine_tune(pretrained, data, steps, lr)[1]
 
 
+def fine_tune_reverse(pretrained, data, steps, lr):
+    """The mirror image of the broken setup: optimizer over the copy, forward through pretrained."""
+    model = copy.deepcopy(pretrained)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    return model, _loop_through(pretrained, optimizer, data, steps)
+
+
+def fine_tune_fixed_lr(pretrained, data, steps, lr):
+    return training.fine_tune(pretrained, data, steps, 0.1)
+
+
+def fine_tune_shallow_copy(pretrained, data, steps, lr):
+    model = copy.copy(pretrained)  # shares the parameter tensors
+    return model, training.train(model, torch.optim.SGD(model.parameters(), lr=lr), data, steps)
+
+
 @pytest.mark.parametrize("candidate", [training.fine_tune, fine_tune_state_dict])
 def test_02_3_correct_versions_pass(candidate):
     assert_passes("02.3", candidate)
@@ -272,6 +354,9 @@ def test_02_3_correct_versions_pass(candidate):
     (fine_tune_in_place, ["pretrained was changed", "copy"]),
     (fine_tune_returns_original, ["pretrained itself", "return the copy"]),
     (fine_tune_history_only, ["a tuple (model, history)"]),
+    (fine_tune_reverse, ["pretrained's .grad was filled", "computed through pretrained"]),
+    (fine_tune_fixed_lr, ["seed 1, SGD(lr=0.05)", "lr argument is ignored"]),
+    (fine_tune_shallow_copy, ["pretrained was changed"]),
 ])
 def test_02_3_wrong_versions_fail_naming_the_bug(candidate, phrases):
     assert_fails("02.3", candidate, *phrases)
@@ -323,6 +408,15 @@ def until_while(model, optimizer, data, tol, max_steps):
     return history
 
 
+def until_abs(model, optimizer, data, tol, max_steps):
+    history = []
+    for _ in range(max_steps):
+        history.append(training.training_step(model, optimizer, *data))
+        if len(history) > 1 and abs(history[-2] - history[-1]) < tol:
+            break
+    return history
+
+
 @pytest.mark.parametrize("candidate", [training.train_until, until_while])
 def test_02_4_correct_loops_pass(candidate):
     assert_passes("02.4", candidate)
@@ -333,6 +427,7 @@ def test_02_4_correct_loops_pass(candidate):
     (until_detached, ["tensors", "not a tensor"]),
     (until_flipped, ["history[-2] - history[-1]"]),
     (until_no_break, ["expected 19 values", "got 50"]),
+    (until_abs, ["|history[-2] - history[-1]| < tol"]),
 ])
 def test_02_4_wrong_loops_fail_naming_the_bug(candidate, phrases):
     assert_fails("02.4", candidate, *phrases)
@@ -396,3 +491,15 @@ def test_a_check_leaves_the_thread_count_alone():
     threads = torch.get_num_threads()
     verdict("02.1", training.train)
     assert torch.get_num_threads() == threads
+
+
+@pytest.mark.refuses_library
+@pytest.mark.parametrize("exercise_id, candidate", [
+    ("02.1", lambda model, optimizer, data, steps: [training.training_step(model, optimizer, *data)
+                                                   for _ in range(steps)]),
+    ("02.2", lambda model, optimizer, batches, epochs: [
+        sum(training.training_step(model, optimizer, x, y) for x, y in batches) / len(batches)
+        for _ in range(epochs)]),
+])
+def test_the_library_loop_is_not_an_answer(exercise_id, candidate):
+    assert_fails(exercise_id, candidate, "calls the reference training_step")

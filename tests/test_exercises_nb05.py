@@ -1,5 +1,6 @@
 """Notebook 05 checkers: right answers pass however written, known wrong ones fail naming why."""
 
+import dataclasses
 import math
 
 import pytest
@@ -87,6 +88,31 @@ def test_wrong_minima_are_named(minimum, cause):
     assert cause in details["likely cause"]
 
 
+def test_a_wrong_value_names_the_point():
+    def off_at_one_point(x, y):  # right everywhere but at (-1, 2)
+        return nb05.beale(x, y) + ((x == -1) & (y == 2)).to(x.dtype)
+
+    details = _details(check("05.1", surface_of(off_at_one_point)))
+    assert details["detail"] == "f(-1, 2) differs"
+    assert "likely cause" not in details  # no known mistake reproduces it
+
+
+@pytest.mark.parametrize(("attribute", "value"), [
+    ("name", "beale"), ("start", (1.5, 1.0)), ("xlim", (-1.0, 4.0)), ("ylim", (-1.5, 1.5)),
+])
+def test_every_attribute_the_docstring_names_is_checked(attribute, value):
+    right = nb05.beale_surface()
+    wrong = dataclasses.replace(right, **{attribute: value})
+    details = _details(check("05.1", lambda: wrong))
+    assert details["case"] == "the attributes" and details["detail"] == f"surface.{attribute}"
+
+
+def test_minima_as_a_bare_pair_is_named():
+    flat = dataclasses.replace(nb05.beale_surface(), minima=(3.0, 0.5))
+    details = _details(check("05.1", lambda: flat))
+    assert details["case"] == "the minimum" and "((x, y),)" in details["likely cause"]
+
+
 def test_not_a_surface_and_missing_return():
     assert "forget `return`" in _details(check("05.1", lambda: None))["likely cause"]
     assert _details(check("05.1", lambda: nb05.beale))["expected"] == "a Surface"
@@ -118,6 +144,12 @@ def test_ravine_failures_say_how_close_and_why(settings, cause):
     assert cause in details["likely cause"]
 
 
+def test_much_momentum_with_a_tiny_lr_is_called_slow_not_swinging():
+    # lr·curvature ≪ (1 − √μ)²: the heavy ball is overdamped along x, it never passes 0
+    details = _details(check("05.2", lambda: {"lr": 0.001, "momentum": 0.9}))
+    assert "too slow along the valley floor" in details["likely cause"]
+
+
 def test_plain_sgd_zig_zags_in_y():
     assert "y zig-zags" in _details(check("05.2", lambda: {"lr": 0.09, "momentum": 0}))["got"]
 
@@ -144,6 +176,9 @@ def test_rosenbrock_failures_name_the_hyperparameter(settings, cause):
     ("05.2", {"lr": 0.1}, "add ['momentum']"),
     ("05.3", {"lr": 0.1, "betas": (0.9, 0.9), "eps": 1e-8}, "leave out ['eps']"),
     ("05.3", {"lr": 0.1, "betas": 0.9}, "a pair of numbers"),
+    ("05.2", {"lr": "0.1", "momentum": 0.4}, "not as str '0.1'"),
+    ("05.3", {"lr": 0.05, "betas": (0.9, "0.9")}, "not as str '0.9'"),
+    ("05.2", {"lr": 0.1, "momentum": True}, "not as bool True"),
 ])
 def test_malformed_answers(exercise, answer, cause):
     assert cause in _details(check(exercise, lambda: answer))["likely cause"]

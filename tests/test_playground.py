@@ -95,7 +95,8 @@ def test_panel_draws_the_default_and_redraws_on_change():
     assert shown["data"]["text/plain"] == (
         "Playground: Adam(params, lr=0.1, betas=(0.9, 0.999)) on Rosenbrock, 100 steps")
     path, outcome = panel.run()
-    assert torch.equal(path, trajectory(ROSENBROCK, lambda p: optim.Adam(p, lr=0.1), 100))
+    expected = trajectory(ROSENBROCK, lambda p: optim.Adam(p, lr=0.1), 100, dtype=torch.float64)
+    assert torch.equal(path, expected)
     assert str(outcome) in panel.code.value.replace("&#x27;", "'")
 
 

@@ -79,9 +79,24 @@ def test_trajectory_works_with_optimizers_that_need_a_closure():
     assert torch.allclose(path[-1], torch.tensor([1.0, 1.0]), atol=1e-4)
 
 
-def test_a_diverging_run_stops_at_the_last_finite_point():
-    path = trajectory(RAVINE, lambda p: torch.optim.SGD(p, lr=1.0), steps=500)
-    assert len(path) < 501
+class _SilentSGD(torch.optim.SGD):
+    """SGD whose step() returns None, as a hand-written optimizer's may."""
+
+    def step(self, closure=None):
+        super().step(closure)
+
+
+@pytest.mark.parametrize("make", [lambda p: torch.optim.SGD(p, lr=1.0), lambda p: _SilentSGD(p, lr=1.0)],
+                         ids=["returns the loss", "returns None"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_diverging_run_stops_at_the_last_finite_point(make, dtype):
+    path = trajectory(RAVINE, make, steps=500, dtype=dtype)
+    # closed form: y is multiplied by 1 − 20·lr = −19 every step, until its loss overflows
+    y = [1.0]
+    while torch.isfinite(RAVINE(torch.tensor([0.0, -19.0 * y[-1]], dtype=dtype))):
+        y.append(-19.0 * y[-1])
+    assert path.dtype == dtype and len(path) == len(y) < 501
+    assert torch.allclose(path[:, 1], torch.tensor(y, dtype=dtype))
     assert torch.isfinite(RAVINE(path)).all()
 
 
@@ -97,4 +112,18 @@ def test_plots_draw_one_coloured_line_per_path():
         lines = {line.get_label(): line for line in ax.get_lines()}
         assert [lines[name].get_color() for name in paths] == list(COLORS[:2])
     assert len(lines["SGD"].get_ydata()) == 11
+    plt.close(fig)
+
+
+def test_legends_sit_below_the_axes_off_the_paths():
+    paths = {"SGD": trajectory(RAVINE, lambda p: torch.optim.SGD(p, lr=0.05), 10)}
+    fig, (left, middle, right) = plt.subplots(1, 3)
+    plot_paths(RAVINE, paths, ax=left)
+    plot_paths(RAVINE, paths, ax=middle, legend=False)
+    plot_losses(RAVINE, paths, ax=right)
+    fig.canvas.draw()
+    for ax in (left, right):
+        legend, frame = ax.get_legend().get_window_extent(), ax.get_window_extent()
+        assert legend.y1 <= frame.y0  # entirely under the plotting area
+    assert middle.get_legend() is None
     plt.close(fig)

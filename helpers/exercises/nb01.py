@@ -22,6 +22,7 @@ from helpers.checking_tools import compare_function, expect_close
 STEP_MISTAKES = {  # likely cause: the wrong update it reproduces
     "a sign error: the step adds lr·grad (gradient ascent)": lambda p, g, lr: p + lr * g,
     "the learning rate is missing: the step subtracts the whole gradient": lambda p, g, lr: p - g,
+    "the lr argument is ignored: the step uses lr = 0.1 whatever it is given": lambda p, g, lr: p - 0.1 * g,
 }
 
 
@@ -37,8 +38,8 @@ def _parameters(seed, shapes, dtype=torch.float32, without_grad=()):
     return params
 
 
-def _expect_stepped(name, params, before, grads, lr, calls, returned):
-    """Compare every parameter with ``before − calls·lr·grad`` and check the contract."""
+def _expect_stepped(name, params, before, grads, lrs, returned):
+    """Compare every parameter with ``before − Σ lr·grad`` (one lr per call) and check the contract."""
     if not torch.is_grad_enabled():
         raise Mismatch(
             name,
@@ -67,7 +68,7 @@ def _expect_stepped(name, params, before, grads, lr, calls, returned):
                     "leave it unchanged (skip it)",
                 )
             continue
-        expected = start - calls * lr * grad
+        expected = start - sum(lrs) * grad
         if torch.equal(p.detach(), start):
             cause = (
                 "the parameters did not change: `p = p - lr * p.grad` only rebinds the "
@@ -79,15 +80,12 @@ def _expect_stepped(name, params, before, grads, lr, calls, returned):
         try:
             expect_close(name, expected, p.detach(), what=what)
         except Mismatch as mismatch:
-            if calls == 1:
-                mismatch.cause = next(
-                    (
-                        cause
-                        for cause, wrong in STEP_MISTAKES.items()
-                        if torch.allclose(wrong(start, grad, lr), p.detach())
-                    ),
-                    mismatch.cause,
-                )
+            replayed = {cause: start for cause in STEP_MISTAKES}
+            for lr in lrs:
+                replayed = {cause: STEP_MISTAKES[cause](q, grad, lr) for cause, q in replayed.items()}
+            mismatch.cause = next(
+                (cause for cause, q in replayed.items() if torch.allclose(q, p.detach())), mismatch.cause
+            )
             raise
         if p.grad is None or not torch.equal(p.grad, grad):
             raise Mismatch(
@@ -100,19 +98,21 @@ def _expect_stepped(name, params, before, grads, lr, calls, returned):
             )
 
 
-def _step_case(candidate, name, params, lr, calls=1):
+def _step_case(candidate, name, params, *lrs):
+    """Call ``candidate(params, lr)`` once per lr, then compare with the expected update."""
     before = [p.detach().clone() for p in params]
     grads = [None if p.grad is None else p.grad.clone() for p in params]
     with case(name):
-        for _ in range(calls):
+        for lr in lrs:
             returned = candidate(params, lr)
-    _expect_stepped(name, params, before, grads, lr, calls, returned)
+    _expect_stepped(name, params, before, grads, lrs, returned)
 
 
 @exercise(
     "01.1",
     "A gradient-descent step",
     reference=by_hand.gd_step,
+    library=[torch.optim.SGD],
     hints=[
         (
             "Loop over the parameters; for each one with a gradient, move it against the gradient, "
@@ -129,23 +129,24 @@ def _step_case(candidate, name, params, lr, calls=1):
     ],
 )
 def check_gd_step(candidate):
-    _step_case(candidate, "lr=0.1, a vector and a matrix", _parameters(1, [(3,), (2, 2)]), lr=0.1)
+    _step_case(candidate, "lr=0.1, a vector and a matrix", _parameters(1, [(3,), (2, 2)]), 0.1)
     _step_case(
         candidate,
         "lr=0.5, the second parameter has .grad None",
         _parameters(2, [(3,), (2,), (1,)], without_grad=(1,)),
-        lr=0.5,
+        0.5,
     )
+    _step_case(candidate, "lr=0.3, 0-dim parameters (like w and b in 01.2)", _parameters(4, [(), ()]), 0.3)
     _step_case(
         candidate,
-        "float64, lr=0.01, two steps in a row",
+        "float64, two steps in a row: lr=0.01, then lr=0.2",
         _parameters(3, [(4,), (2, 3)], dtype=torch.float64),
-        lr=0.01,
-        calls=2,
+        0.01,
+        0.2,
     )
     return (
-        "3 cases: in place, same tensors, .grad None skipped, gradients kept, "
-        "parameters still leaves (no graph recorded)"
+        "4 cases: in place, same tensors, 0-dim too, .grad None skipped, gradients kept, "
+        "parameters still leaves (no graph recorded), a new lr on every call"
     )
 
 
@@ -156,15 +157,14 @@ def check_gd_step(candidate):
 FIT_TOLERANCE = 1e-3  # |w − w_ls|, |b − b_ls| after 300 steps with lr = 0.1 (stated in the notebook)
 
 
-def _flawed_fit(x, y, lr, steps, *, reset=True, reset_late=False, ascent=False, log_after=False):
+def _flawed_fit(x, y, lr, steps, *, reset=(0, 1), reset_late=False, ascent=False, log_after=False):
     """``by_hand.fit_line`` with one typical flaw switched on (to name the learner's mistake)."""
     w = torch.zeros((), requires_grad=True)
     b = torch.zeros((), requires_grad=True)
     losses = []
     for _ in range(steps):
         loss = by_hand.mse(w, b, x, y)
-        if reset:
-            by_hand.zero_grads([w, b])
+        by_hand.zero_grads([(w, b)[i] for i in reset])
         loss.backward()
         if reset_late:
             by_hand.zero_grads([w, b])
@@ -175,10 +175,18 @@ def _flawed_fit(x, y, lr, steps, *, reset=True, reset_late=False, ascent=False, 
 
 FIT_MISTAKES = {
     "the gradients are never reset, so every step uses the sum of all past gradients: "
-    "reset w.grad and b.grad before each backward()": partial(_flawed_fit, reset=False),
+    "reset w.grad and b.grad before each backward()": partial(_flawed_fit, reset=()),
+    "only w's gradient is reset: b.grad keeps the sum of all past gradients": partial(
+        _flawed_fit, reset=(0,)
+    ),
+    "only b's gradient is reset: w.grad keeps the sum of all past gradients": partial(
+        _flawed_fit, reset=(1,)
+    ),
     "a sign error: the update adds lr·grad (gradient ascent)": partial(_flawed_fit, ascent=True),
-    "the gradients are reset between backward() and the update, so the update sees no gradient: "
-    "reset before backward()": partial(_flawed_fit, reset_late=True),
+    "w and b never move: at the update every .grad is None (reset between backward() and the update, "
+    "or the update before backward()). The order is reset → backward() → update": partial(
+        _flawed_fit, reset_late=True
+    ),
     "losses[k] is the loss after update k; record loss.item() of the loss you called backward() on": partial(
         _flawed_fit, log_after=True
     ),
@@ -188,21 +196,34 @@ FIT_MISTAKES = {
 }
 
 
+_NONE_GRAD_ERRORS = (  # (exception type, text in its message, likely cause): a .grad that is None
+    (
+        TypeError,
+        "NoneType",
+        "w.grad or b.grad was None: after `w = w - lr * w.grad` w is a new tensor, not a leaf, and "
+        "backward() fills .grad only on leaves. Update in place under torch.no_grad() (gd_step does)",
+    ),
+    (
+        AttributeError,
+        "'NoneType' object has no attribute 'zero_'",
+        ".grad is None until the first backward(), so `w.grad.zero_()` fails on the first step: reset "
+        "with `w.grad = None` (or zero_() only when w.grad is not None)",
+    ),
+)
+
+
 def _run_fit(candidate, name, x, y, lr, steps):
     """Call the candidate; check the shape of its answer; return (w, b, losses) as floats."""
     with case(name):
         try:
             answer = candidate(x, y, lr, steps)
-        except TypeError as error:
-            if "NoneType" not in str(error):
+        except (TypeError, AttributeError) as error:
+            causes = [c for kind, text, c in _NONE_GRAD_ERRORS
+                      if isinstance(error, kind) and text in str(error)]
+            if not causes:
                 raise
-            raise Mismatch(
-                name,
-                detail=f"your code raised TypeError: {error}",
-                cause="w.grad or b.grad was None: after `w = w - lr * w.grad` w is a "
-                "new tensor, not a leaf, and backward() fills .grad only on "
-                "leaves. Update in place under torch.no_grad() (gd_step does)",
-            ) from None
+            detail = f"your code raised {type(error).__name__}: {error}"
+            raise Mismatch(name, detail=detail, cause=causes[0]) from None
     if not (isinstance(answer, (tuple, list)) and len(answer) == 3):
         raise Mismatch(name, "(w, b, losses)", answer, cause="return the three values w, b, losses")
     w, b, losses = answer
@@ -213,6 +234,14 @@ def _run_fit(candidate, name, x, y, lr, steps):
                 f"{label}: a one-element tensor",
                 value,
                 cause=f"return the parameter tensor {label} itself",
+            )
+        if value.dim() != 0:
+            raise Mismatch(
+                name,
+                f"{label}: a 0-dim tensor, shape ()",
+                f"shape {tuple(value.shape)}",
+                cause=f"start from {label} = torch.zeros((), requires_grad=True), a 0-dim tensor as the "
+                "exercise asks (torch.zeros(1) has shape (1,))",
             )
     if not isinstance(losses, list) or len(losses) != steps:
         raise Mismatch(
@@ -239,51 +268,55 @@ def _close(a, b):
     return math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-6)
 
 
-def _fit_cause(x, y, lr, steps, got, first_bad):
-    """The likely mistake behind the candidate's run ``got`` (w, b, losses), or None."""
+def _fit_cause(x, y, lr, steps, got):
+    """The known mistake whose replay gives the candidate's run ``got`` (w, b, losses), or None."""
     for description, wrong in FIT_MISTAKES.items():
         w, b, losses = wrong(x, y, lr, steps)
         if _same_run((w.item(), b.item(), losses), got):
             return description
+    return None
+
+
+def _what_differs(got, first_bad):
+    """What the candidate's run shows, in words (no guess at the mistake behind it)."""
     losses = got[2]
     if not losses[-1] < losses[0]:  # also for NaN
-        return (
-            "the loss grows (or is NaN) although this lr is small enough to converge: the update "
-            "overshoots or climbs. Check the sign, that you use the lr argument as given, and that "
-            "the gradients are reset before each backward()"
-        )
+        return "the loss grows (or is NaN) at an lr where gradient descent converges"
     if first_bad == 0:
-        return (
-            "losses[0] is the loss at the start: begin from w = b = 0 "
-            "(torch.zeros((), requires_grad=True)) and record each loss before its update"
-        )
+        return "losses[0], the loss at w = b = 0 before any update, is not the loss at the start"
     if first_bad == 1:
-        return "the start is right but the first update is not: update with p − lr·p.grad, using lr as given"
+        return "the start is right, the first update (p ← p − lr·p.grad, with lr as given) is not"
     if first_bad is not None:
-        return "the first update is right but a later one is not: does something change between steps?"
+        return "the first update is right, a later one is not: something changes between steps"
     return "every loss matches but the final w, b do not: return the parameters after the last update"
 
 
-def _fit_case(candidate, name, seed, lr, steps):
-    """The candidate's first ``steps`` steps must match the reference, step by step."""
-    x, y = by_hand.noisy_line(n=50, seed=seed)
+def _fit_case(candidate, name, seed, lr, steps, n=50):
+    """The candidate's first ``steps`` steps must match the reference, step by step.
+
+    Returns the data and the candidate's run ``(w, b, losses)``.
+    """
+    x, y = by_hand.noisy_line(n=n, seed=seed)
     got = _run_fit(candidate, name, x, y, lr, steps)
     w, b, losses = by_hand.fit_line(x, y, lr, steps)
     expected = (w.item(), b.item(), losses)
     if _same_run(expected, got):
-        return
+        return x, y, got
     first_bad = next((k for k, (e, g) in enumerate(zip(losses, got[2])) if not _close(e, g)), None)
-    cause = _fit_cause(x, y, lr, steps, got, first_bad)
+    cause = _fit_cause(x, y, lr, steps, got)
+    shows = _what_differs(got, first_bad)
     if first_bad is not None:
         raise Mismatch(
             name,
             losses[first_bad],
             got[2][first_bad],
-            step=first_bad,
-            detail=f"losses[{first_bad}] differs",
+            step=first_bad + 1,  # losses[k] is logged in step k + 1, before its update
+            detail=f"losses[{first_bad}] differs ({shows})",
             cause=cause,
         )
-    raise Mismatch(name, expected[:2], got[:2], detail=f"(w, b) after {steps} steps differ", cause=cause)
+    raise Mismatch(
+        name, expected[:2], got[:2], detail=f"(w, b) after {steps} steps differ ({shows})", cause=cause
+    )
 
 
 @exercise(
@@ -309,13 +342,12 @@ def check_fit_line(candidate):
     _fit_case(candidate, "seed=1, lr=0.1: the first 5 steps", seed=1, lr=0.1, steps=5)
     _fit_case(candidate, "seed=2, lr=0.05: the first 5 steps", seed=2, lr=0.05, steps=5)
     name = "seed=3, lr=0.1, 300 steps: the fitted line"
-    x, y = by_hand.noisy_line(seed=3)
-    w, b, _ = _run_fit(candidate, name, x, y, 0.1, 300)
+    x, y, (w, b, _) = _fit_case(candidate, name, seed=3, lr=0.1, steps=300, n=100)
     best = torch.stack(by_hand.least_squares(x, y))
     expect_close(name, best, torch.tensor([w, b]), what="(w, b)", rtol=0, atol=FIT_TOLERANCE)
     return (
-        f"3 cases: first steps match gradient descent step by step; after 300 steps "
-        f"(w, b) = ({w:.4f}, {b:.4f}), within {FIT_TOLERANCE:g} of least squares"
+        f"3 cases: every loss and the final w, b match gradient descent step by step (300 steps in "
+        f"the last); after 300 steps (w, b) = ({w:.4f}, {b:.4f}), within {FIT_TOLERANCE:g} of least squares"
     )
 
 
@@ -384,6 +416,7 @@ def _by_formula(candidate, name):
     "01.3",
     "The gradient of the MSE, by hand",
     reference=by_hand.mse_grads,
+    library=[torch.autograd.grad, torch.Tensor.backward, torch.autograd.backward],  # "no autograd"
     hints=[
         (
             "Write r_i = w·x_i + b − y_i, so L = (1/n)·Σ r_i². Differentiate r_i² with the chain "

@@ -73,6 +73,47 @@ _BROKEN_STEPS = (
 )
 
 
+OWN_OPTIMIZER = ("your loop builds its own optimizer, SGD(lr=0.1), instead of stepping the one "
+                 "it is given (with its own lrs, momentum and param groups)")
+
+
+def _own_optimizer_full_batch(model, optimizer, data, steps):
+    return training.train(model, torch.optim.SGD(model.parameters(), lr=0.1), data, steps)
+
+
+def _own_optimizer_epochs(model, optimizer, batches, epochs):
+    return training.train_epochs(model, torch.optim.SGD(model.parameters(), lr=0.1), batches, epochs)
+
+
+def _epochs_total_never_reset(model, optimizer, batches, epochs):
+    history, total = [], 0.0
+    for _ in range(epochs):
+        total += sum(training.training_step(model, optimizer, x, y) for x, y in batches)
+        history.append(total / len(batches))
+    return history
+
+
+def _epochs_losses_never_reset(model, optimizer, batches, epochs):
+    history, losses = [], []
+    for _ in range(epochs):
+        losses += [training.training_step(model, optimizer, x, y) for x, y in batches]
+        history.append(sum(losses) / len(losses))
+    return history
+
+
+def _epochs_last_batch(model, optimizer, batches, epochs):
+    return [[training.training_step(model, optimizer, x, y) for x, y in batches][-1] for _ in range(epochs)]
+
+
+EPOCH_MISTAKES = (
+    (_epochs_total_never_reset, "the epoch's total is never reset: `total = 0.0` belongs inside the "
+                                "epoch loop, so each epoch's sum starts from zero"),
+    (_epochs_losses_never_reset, "the list of batch losses is never emptied: each epoch's mean runs over "
+                                 "every batch so far. Start a new list in every epoch"),
+    (_epochs_last_batch, "each epoch logs its last batch's loss, not the mean over its batches"),
+)
+
+
 def _full_batch(step):
     def train(model, optimizer, data, steps):
         x, y = data
@@ -109,12 +150,29 @@ def _one_thread():
         torch.set_num_threads(threads)
 
 
+def _decaying_groups(params):
+    """SGD with the weight and the bias in their own groups (lr 0.1 and 0.3), each lr × 0.97 after
+    every step, as a scheduler would: a loop must use the optimizer it is given, as it is."""
+    weight, bias = params
+    optimizer = torch.optim.SGD([{"params": [weight]}, {"params": [bias], "lr": 0.3}], lr=0.1,
+                                momentum=0.5)
+
+    def decay(opt, args, kwargs):
+        for group in opt.param_groups:
+            group["lr"] *= 0.97
+
+    optimizer.register_step_post_hook(decay)
+    return optimizer
+
+
 OPTIMIZERS = (
     ("SGD(lr=0.1)", lambda params: torch.optim.SGD(params, lr=0.1)),
     ("SGD(lr=0.05, momentum=0.9, weight_decay=0.01)",
      lambda params: torch.optim.SGD(params, lr=0.05, momentum=0.9, weight_decay=0.01)),
     ("Adam(lr=0.05)", lambda params: torch.optim.Adam(params, lr=0.05)),
 )
+# 02.1 and 02.2 also run a case of ≥ 150 steps whose lrs change between steps
+DECAYING = "SGD with two param groups (lr 0.1, 0.3), lrs × 0.97 after every step"
 
 
 def _setup(seed, make_optimizer):
@@ -180,10 +238,9 @@ def _compare_history(what, expected, got, known, per="step"):
     def shown(history):
         return round(history[i - 1], 6) if i <= len(history) else "nothing (history ended)"
 
-    where = dict(step=i) if per == "step" else dict(detail=f"{per} {i} is the first to differ")
-    raise Mismatch(what, expected=shown(expected), got=shown(got), **where,
-                   cause=cause or f"the loss of {per} {i} differs from the reference loop's: "
-                                  "check the order zero_grad() → loss → backward() → step()")
+    differs = f"the loss of {per} {i} is the first to differ from the reference loop's"
+    where = dict(step=i, detail=differs) if per == "step" else dict(detail=differs)
+    raise Mismatch(what, expected=shown(expected), got=shown(got), **where, cause=cause)
 
 
 def _compare_params(what, expected_model, got_model, cause):
@@ -205,9 +262,12 @@ def _history(loop, *args, **kwargs):
     return _run_loop(loop, *args, **kwargs)[0]
 
 
-def _check_loop(candidate, reference, broken, steps, batched=False, per="step"):
-    """The shared checker of 02.1 and 02.2: every optimizer, seeds 0, 1, 2."""
-    for seed, (name, make_optimizer) in enumerate(OPTIMIZERS):
+def _check_loop(candidate, reference, broken, steps, batched=False, per="step", long=None):
+    """The shared checker of 02.1 and 02.2: every optimizer, seeds 0, 1, 2 (and ``long``, seed 3)."""
+    cases = [(seed, name, make, steps) for seed, (name, make) in enumerate(OPTIMIZERS)]
+    if long:
+        cases.append((len(cases), *long))
+    for seed, name, make_optimizer, steps in cases:
         what = f"{name}, seed {seed}, {steps} {'epochs' if batched else 'steps'}"
         expected, expected_model = _run_loop(reference, seed, make_optimizer, steps, batched)
         with case(what):
@@ -219,7 +279,8 @@ def _check_loop(candidate, reference, broken, steps, batched=False, per="step"):
         _compare_params(what, expected_model, got_model,
                         "the losses match but the model ends up different: train the model "
                         "you were given, with the optimizer you were given")
-    return (f"{len(OPTIMIZERS)} optimizers (SGD, SGD with momentum and weight decay, Adam): "
+    also = f"; and {long[2]} {'epochs' if batched else 'steps'} of {long[0]}" if long else ""
+    return (f"{len(OPTIMIZERS)} optimizers (SGD, SGD with momentum and weight decay, Adam){also}: "
             f"the loss of every {per} and the trained weights match the reference loop")
 
 
@@ -228,7 +289,8 @@ def _check_loop(candidate, reference, broken, steps, batched=False, per="step"):
 # --------------------------------------------------------------------------
 
 
-@exercise("02.1", "Fix the loop: forgotten zero_grad()", reference=training.train, hints=[
+@exercise("02.1", "Fix the loop: forgotten zero_grad()", reference=training.train,
+          library=[training.training_step], hints=[
     ("Run the broken loop and look at its loss curve: it goes down, then swings up. What does "
      "loss.backward() do to a .grad that already holds a value?"),
     ("backward() *adds* to .grad. Something must clear the gradients once per step, before the "
@@ -238,7 +300,8 @@ def _check_loop(candidate, reference, broken, steps, batched=False, per="step"):
 @_one_thread()
 def check_train(candidate):
     broken = [(_full_batch(step), cause) for step, cause in _BROKEN_STEPS]
-    return _check_loop(candidate, training.train, broken, steps=12)
+    broken.append((_own_optimizer_full_batch, OWN_OPTIMIZER))
+    return _check_loop(candidate, training.train, broken, steps=12, long=(DECAYING, _decaying_groups, 150))
 
 
 # --------------------------------------------------------------------------
@@ -247,6 +310,7 @@ def check_train(candidate):
 
 
 @exercise("02.2", "Fix the loop: step() before backward()", reference=training.train_epochs,
+          library=[training.training_step],
           hints=[
     "The broken loop's loss never moves. At the moment step() runs, what is in p.grad?",
     ("zero_grad() has just set every .grad to None and backward() has not run yet, so step() "
@@ -259,8 +323,9 @@ def check_train_epochs(candidate):
     broken.append((_epochs(training.training_step, average=False),
                    ("you return the sum of the epoch's batch losses: divide by the number of "
                     "batches to get the mean")))
+    broken += [*EPOCH_MISTAKES, (_own_optimizer_epochs, OWN_OPTIMIZER)]
     return _check_loop(candidate, training.train_epochs, broken, steps=4, batched=True,
-                       per="epoch")
+                       per="epoch", long=(DECAYING, _decaying_groups, 40))
 
 
 # --------------------------------------------------------------------------
@@ -278,7 +343,15 @@ def _fine_tune_original_history(seed, data, steps, lr):
     return _fine_tune_original_optimizer(training.toy_model(seed), data, steps, lr)[1]
 
 
-FINE_TUNE_CASES = ((0, 0.1, 10), (1, 0.05, 6))
+def _fine_tune_fixed_lr_history(seed, data, steps, lr):
+    return training.fine_tune(training.toy_model(seed), data, steps, 0.1)[1]
+
+
+FINE_TUNE_CASES = ((0, 0.1, 10), (1, 0.05, 6), (2, 0.02, 150))
+FORWARD_THROUGH_PRETRAINED = (
+    "pretrained's .grad was filled: your loss is computed through pretrained, not through the copy "
+    "you train and return. Compute it with model(inputs), the copy"
+)
 
 
 @exercise("02.3", "Fix the loop: an optimizer over another model", reference=training.fine_tune,
@@ -304,21 +377,26 @@ def check_fine_tune(candidate):
                                  "return model, history")
         got_model, got = answer
         got = _floats(got, what)
-        original = partial(_fine_tune_original_history, seed, data, steps, lr)
-        _compare_history(what, expected, got, [(original, (
-            "your loss history matches the loop whose optimizer holds pretrained.parameters(): "
-            "backward() fills the copy's .grad, step() looks at the original's (None) and "
-            "changes nothing"))])
         _compare_params(what + ": pretrained", training.toy_model(seed), pretrained,
                         "pretrained was changed: fine-tune a copy (copy.deepcopy) and build the "
                         "optimizer over the copy's parameters")
+        filled = [name for name, p in pretrained.named_parameters() if p.grad is not None]
+        if filled:
+            raise Mismatch(what + ": pretrained", expected="pretrained's .grad None, as given",
+                           got=f".grad filled for {', '.join(filled)}", cause=FORWARD_THROUGH_PRETRAINED)
+        original = partial(_fine_tune_original_history, seed, data, steps, lr)
+        fixed_lr = partial(_fine_tune_fixed_lr_history, seed, data, steps, lr)
+        _compare_history(what, expected, got, [(original, (
+            "your loss history matches the loop whose optimizer holds pretrained.parameters(): "
+            "backward() fills the copy's .grad, step() looks at the original's (None) and "
+            "changes nothing")), (fixed_lr, "the lr argument is ignored: your SGD uses lr=0.1")])
         if got_model is pretrained:
             raise Mismatch(what, expected="the trained copy", got="pretrained itself",
                            cause="return the copy you trained, not the original")
         _compare_params(what + ": returned model", expected_model, got_model,
                         "the losses match but the returned model is not the one you trained")
-    return (f"{len(FINE_TUNE_CASES)} cases: the copy is trained step for step like the "
-            "reference, and pretrained is left untouched")
+    return (f"{len(FINE_TUNE_CASES)} cases (up to 150 steps): the copy is trained step for step like "
+            "the reference, and pretrained is left untouched, its .grad included")
 
 
 # --------------------------------------------------------------------------
@@ -326,14 +404,25 @@ def check_fine_tune(candidate):
 # --------------------------------------------------------------------------
 
 
-def _until_flipped(seed, make_optimizer, tol, max_steps):
+def _until_flawed(seed, make_optimizer, tol, max_steps, *, improvement):
+    """``training.train_until`` with another stopping rule: ``improvement(previous, current) < tol``."""
     model, optimizer, (x, y) = _setup(seed, make_optimizer)
     history = []
     for _ in range(max_steps):
         history.append(training.training_step(model, optimizer, x, y))
-        if len(history) > 1 and history[-1] - history[-2] < tol:
+        if len(history) > 1 and improvement(history[-2], history[-1]) < tol:
             break
     return history
+
+
+UNTIL_MISTAKES = (
+    (lambda previous, current: current - previous,
+     "you stop when history[-1] - history[-2] < tol; the improvement is the previous loss minus the "
+     "current one: history[-2] - history[-1]"),
+    (lambda previous, current: abs(previous - current),
+     "you stop when |history[-2] - history[-1]| < tol: a step that makes the loss worse is no "
+     "improvement either, stop on history[-2] - history[-1] < tol"),
+)
 
 
 # (seed, optimizer, tol, max_steps): stops early on a plateau, runs out of steps,
@@ -347,6 +436,7 @@ UNTIL_CASES = (
 
 
 @exercise("02.4", "Fix the loop: tensors in the loss history", reference=training.train_until,
+          library=[training.training_step],
           hints=[
     ("Look at type(history[0]) and history[0].grad_fn after the broken loop. What does that "
      "tensor still hold on to?"),
@@ -364,9 +454,8 @@ def check_train_until(candidate):
         with case(what):
             got = candidate(model, optimizer, data, tol, max_steps)
         got = _floats(got, what)
-        flipped = partial(_until_flipped, seed, make_optimizer, tol, max_steps)
-        _compare_history(what, expected, got, [(flipped, (
-            "you stop when history[-1] - history[-2] < tol; the improvement is the previous "
-            "loss minus the current one: history[-2] - history[-1]"))])
+        known = [(partial(_until_flawed, seed, make_optimizer, tol, max_steps, improvement=rule), cause)
+                 for rule, cause in UNTIL_MISTAKES]
+        _compare_history(what, expected, got, known)
     return (f"{len(UNTIL_CASES)} cases (early stop, out of steps, loss going up): the same "
             "float history as the reference")

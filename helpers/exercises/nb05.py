@@ -7,6 +7,8 @@ the run ends; on failure the message says how close it got, whether it diverged
 or zig-zagged, and which hyperparameter is the likely cause.
 """
 
+import numbers
+
 import torch
 
 from helpers import optim
@@ -42,7 +44,11 @@ BEALE_MISTAKES = {
         lambda x, y: ((1.5 - x + x * y) + (2.25 - x + x * y**2) + (2.625 - x + x * y**3)) ** 2,
     "x and y are swapped":
         lambda x, y: beale(y, x),
+    "the powers apply to y alone: x·y², not (x·y)²":
+        lambda x, y: ((1.5 - x + x * y) ** 2 + (2.25 - x + (x * y) ** 2) ** 2
+                      + (2.625 - x + (x * y) ** 3) ** 2),
 }
+BEALE_ATTRIBUTES = {"name": "Beale", "start": (1.0, 1.5), "xlim": (-1.0, 4.5), "ylim": (-1.5, 2.0)}
 
 POINTS = torch.tensor([[0.0, 0.0], [1.0, 1.0], [3.0, 0.5], [-1.0, 2.0], [2.5, -1.0], [0.3, 0.7]],
                       dtype=torch.float64)
@@ -80,9 +86,11 @@ def check_beale(candidate):
     with case(name):
         got = surface(POINTS.clone())
     mistake = _value_cause(surface.f, POINTS) if isinstance(got, torch.Tensor) else None
-    if mistake:
-        raise Mismatch(name, reference(POINTS), got, cause=mistake)
-    expect_close(name, reference(POINTS), got, what="f")
+    expect_close(name, reference(POINTS), got, what="f", rtol=0, atol=float("inf"))  # kind, shape, dtype
+    for point, e, g in zip(POINTS.tolist(), reference(POINTS), got):
+        if not torch.isclose(e, g, rtol=1e-7, atol=1e-9):
+            raise Mismatch(name, f"{e.item():.6g}", f"{g.item():.6g}",
+                           detail=f"f({point[0]:g}, {point[1]:g}) differs", cause=mistake)
 
     grid = torch.stack(torch.meshgrid(torch.linspace(-1, 4, 4), torch.linspace(-1, 2, 3), indexing="ij"), -1)
     name = "a 4×3 grid of points, float32 (as a contour plot evaluates it)"
@@ -104,8 +112,19 @@ def check_beale(candidate):
     (expected,) = torch.autograd.grad(reference(points).sum(), points)
     expect_close(name, expected, xy.grad, what="∇f")
 
-    minima = tuple(tuple(float(v) for v in m) for m in surface.minima)
+    name = "the attributes"
+    for attribute, expected in BEALE_ATTRIBUTES.items():
+        got = getattr(surface, attribute)
+        if not _same_attribute(expected, got):
+            raise Mismatch(name, expected, got, detail=f"surface.{attribute}",
+                           cause="copy name, start, xlim and ylim from the docstring: the plots and the "
+                                 "runs below start from them")
+
     name = "the minimum"
+    minima = _points(surface.minima)
+    if minima is None:
+        raise Mismatch(name, "((x, y),): a tuple of points", surface.minima,
+                       cause="minima holds points: one pair (x, y) inside a tuple, ((x, y),)")
     if len(minima) != 1:
         raise Mismatch(name, "one point (x, y)", f"{len(minima)} points",
                        cause="Beale's function has exactly one global minimum")
@@ -121,8 +140,26 @@ def check_beale(candidate):
         raise Mismatch(name, "f = 0 and ∇f = (0, 0) there (a sum of squares is ≥ 0)",
                        f"f{minima[0]} = {value.item():.4g}, ∇f = ({gradient[0]:.4g}, {gradient[1]:.4g})",
                        cause=cause or "at the minimum all three brackets (c − x + x·yᵏ) are 0 at once")
-    return (f"values at {len(POINTS)} points and on a float32 grid, autograd gradients, "
-            "and f = 0, ∇f = 0 at your minimum")
+    return (f"values at {len(POINTS)} points and on a float32 grid, autograd gradients, name, start "
+            "and limits as given, and f = 0, ∇f = 0 at your minimum")
+
+
+def _same_attribute(expected, got):
+    if isinstance(expected, str):
+        return got == expected
+    try:
+        return len(got) == len(expected) and all(float(g) == e for g, e in zip(got, expected))
+    except (TypeError, ValueError):
+        return False
+
+
+def _points(minima):
+    """``minima`` as a tuple of (x, y) float pairs, or None if it is not one."""
+    try:
+        points = tuple(tuple(float(v) for v in m) for m in minima)
+    except (TypeError, ValueError):
+        return None
+    return points if all(len(p) == 2 for p in points) else None
 
 
 # --------------------------------------------------------------------------
@@ -146,12 +183,20 @@ def _settings(candidate, allowed, label):
                        cause="this exercise is about " + " and ".join(allowed)
                              + (f"; add {missing}" if missing else "")
                              + (f"; leave out {extra}" if extra else ""))
+    for key in allowed:
+        value = settings[key]
+        values = value if key == "betas" and isinstance(value, (tuple, list)) else [value]
+        bad = [v for v in values if not isinstance(v, numbers.Real) or isinstance(v, bool)]
+        if bad:
+            raise Mismatch(label, f"{key}: numbers", value,
+                           cause=f"give {key} as numbers (like 0.1), "
+                                 f"not as {type(bad[0]).__name__} {bad[0]!r}")
     return settings
 
 
 def _run(surface, make, steps, label):
     with case(label):
-        path = trajectory(surface, make, steps)
+        path = trajectory(surface, make, steps, dtype=torch.float64)
     return Outcome.of(surface, path, steps)
 
 
@@ -170,7 +215,7 @@ def _ravine_cause(lr, momentum, outcome):
     if momentum == 0:
         return ("without momentum SGD cannot make it: an lr small enough for y (curvature 20) "
                 "crawls along x (curvature 1). Add momentum")
-    if momentum >= 0.75:
+    if momentum >= 0.75 and outcome.flips[0] >= 2:  # it does swing along x: past 0 and back
         return (f"momentum {momentum:g} is too much: the ball swings past the minimum and back, and "
                 f"its swings shrink only by about √μ = {momentum ** 0.5:.2f} per step. Use less momentum")
     if outcome.zigzag() == "y":
@@ -220,7 +265,7 @@ def _rosenbrock_cause(lr, beta1, beta2, outcome):
     if lr * ROSENBROCK_STEPS < 10:
         return (f"lr too small: Adam moves each coordinate by about lr per step at most, and "
                 f"{ROSENBROCK_STEPS} steps of {lr:g} cannot cover the long curved valley")
-    if beta1 < 0.8:
+    if beta1 < 0.8 and outcome.zigzag():
         return (f"β₁ = {beta1:g} is little momentum: the path zig-zags across the narrow valley "
                 "instead of following it. Use a larger β₁")
     if lr > 0.2:

@@ -16,8 +16,16 @@ TEST_ENV := STEPWISE_HOME=$(CURDIR)/build/stepwise-home NBTIMES=$(CURDIR)/build/
 PYTEST := $(TEST_ENV) $(BIN)/python -m pytest
 NBVAL_OPTIONS := --nbval-current-env --nbval-cell-timeout=120 --nbval-sanitize-with tools/nbval_sanitize.cfg
 NBVAL := $(PYTEST) -n 2 --dist loadfile $(NBVAL_OPTIONS)
+# Kernels forked from one process that has imported torch & co. (tools/kernel_server.py):
+# $(call with-kernels,DIR,ENV) starts it with ENV, the environment of the pytest that follows.
+KERNELS := --nbval-kernel-name stepwise-forked --nbval-cell-timeout=120 \
+           --nbval-sanitize-with tools/nbval_sanitize.cfg
+with-kernels = rm -f $(1)/kernels.sock; $(2) JUPYTER_PATH=$(1) $(BIN)/python tools/kernel_server.py serve $(1) & \
+	kernels=$$!; trap 'kill $$kernels 2>/dev/null' EXIT; \
+	for i in $$(seq 50); do [ -S $(1)/kernels.sock ] && break; sleep 0.1; done;
 # A stand-in for another CPU: torch's non-vectorized kernels and two threads (make test-portable).
 PORTABLE_ENV := ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=2
+PORTABLE_TEST_ENV := $(TEST_ENV) $(PORTABLE_ENV) NBTIMES=$(CURDIR)/build/nbtimes-portable.tsv
 
 .PHONY: setup lab test lint test-unit test-solutions test-notebooks test-portable notebooks check-sync \
         execute clean
@@ -26,7 +34,9 @@ setup: $(STAMP)
 
 $(STAMP): requirements/lock.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/lock.txt
+	@# The lock pins every package: no resolving (--no-deps). Byte-code is compiled on first import,
+	@# for the modules used only, not at install for all of torch (--no-compile).
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-compile -r requirements/lock.txt
 	$(BIN)/python -m pip install -qq --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ipykernel)" >/dev/null
 	@# nbgrader is here for instructors' tests only: keep its menus and server out of the learner's Lab,
@@ -48,9 +58,9 @@ test: setup
 	if [ -f build/nbtimes.tsv ]; then mv build/nbtimes.tsv build/nbtimes.previous.tsv; fi; \
 	{ s=0; $(MAKE) --no-print-directory check-sync || s=1; \
 	  $(MAKE) --no-print-directory lint || s=1; exit $$s; } > build/static.log 2>&1 & static=$$!; \
-	status=0; \
-	$(PYTEST) -q -n 2 --dist loadfile --no-loadscope-reorder --stepwise-notebooks $(NBVAL_OPTIONS) \
-	    tests solutions notebooks || status=1; \
+	$(call with-kernels,$(CURDIR)/build/kernels,$(TEST_ENV)) status=0; \
+	$(TEST_ENV) JUPYTER_PATH=$(CURDIR)/build/kernels $(BIN)/python -m pytest -q -n 2 --dist loadfile \
+	    --no-loadscope-reorder --stepwise-notebooks $(KERNELS) tests solutions notebooks || status=1; \
 	wait $$static || status=1; cat build/static.log; \
 	$(BIN)/python tools/nbtimes.py report build/nbtimes.tsv; \
 	took="in $$(( $$(date +%s) - start )) s"; \
@@ -70,8 +80,9 @@ test-notebooks: setup
 # NB="03 05" for some notebooks.
 test-portable: setup
 	@mkdir -p build/stepwise-home; rm -f build/nbtimes-portable.tsv; \
-	$(TEST_ENV) $(PORTABLE_ENV) NBTIMES=$(CURDIR)/build/nbtimes-portable.tsv $(BIN)/python -m pytest \
-	    -q -n 2 --dist loadfile $(NBVAL_OPTIONS) --nbval \
+	$(call with-kernels,$(CURDIR)/build/kernels-portable,$(PORTABLE_TEST_ENV)) \
+	$(PORTABLE_TEST_ENV) JUPYTER_PATH=$(CURDIR)/build/kernels-portable $(BIN)/python -m pytest \
+	    -q -n 2 --dist loadfile $(KERNELS) --nbval \
 	    $(if $(NB),$(foreach n,$(NB),$(wildcard solutions/$(n)_*.ipynb)),solutions); status=$$?; \
 	$(BIN)/python tools/nbtimes.py report build/nbtimes-portable.tsv; \
 	if [ $$status = 0 ]; then echo "make test-portable: every stored output holds with $(PORTABLE_ENV)"; \

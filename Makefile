@@ -11,8 +11,11 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 # Learner state (progress, grading records) of test runs goes to a throwaway directory.
 # One torch thread per process: the tests run two processes side by side on two cores, and
 # solutions are executed (make execute) with the same setting that nbval later compares under.
+# torch sets TORCHINDUCTOR_CACHE_DIR in the test processes when it first looks for its cache: set it
+# up front, so the kernels they start see the environment the kernel server started with.
 TEST_ENV := STEPWISE_HOME=$(CURDIR)/build/stepwise-home NBTIMES=$(CURDIR)/build/nbtimes.tsv \
-            NBTIMES_PREVIOUS=$(CURDIR)/build/nbtimes.previous.tsv OMP_NUM_THREADS=1
+            NBTIMES_PREVIOUS=$(CURDIR)/build/nbtimes.previous.tsv OMP_NUM_THREADS=1 \
+            TORCHINDUCTOR_CACHE_DIR=$(CURDIR)/build/torchinductor
 PYTEST := $(TEST_ENV) $(BIN)/python -m pytest
 NBVAL_OPTIONS := --nbval-current-env --nbval-cell-timeout=120 --nbval-sanitize-with tools/nbval_sanitize.cfg
 NBVAL := $(PYTEST) -n 2 --dist loadfile $(NBVAL_OPTIONS)

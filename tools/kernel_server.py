@@ -12,6 +12,8 @@ a kernel is a fork of it, a fresh process whose imports are already done.
 A kernel is forked only if its environment matches the server's in everything read at
 import time (threads, CPU capability, …: every variable but the per-notebook ones below);
 otherwise, or without a server, ``launch`` becomes the usual ``python -m ipykernel_launcher``.
+One difference remains: the kernels of one run share the server's str hash seed.
+The server ends with the shell that started it.
 """
 
 import json
@@ -55,7 +57,7 @@ def serve(directory):
     import matplotlib.pyplot  # noqa: F401
     import torch._dynamo  # noqa: F401
 
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # forked kernels are reaped by the system
+    threading.Thread(target=_reap, daemon=True).start()
     threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True).start()  # make test's shell
     while True:
         connection, _ = server.accept()
@@ -64,7 +66,8 @@ def serve(directory):
             request = json.loads(message)
             different = _differences(environment, request["env"])
             if different or len(fds) != 3:
-                print(f"kernel_server: started a kernel the usual way, as {different} differ", file=sys.stderr)
+                why = f"{', '.join(different)} not as the server's" if different else "no stdin/out/err"
+                print(f"kernel_server: a kernel started the usual way ({why})", file=sys.stderr)
                 connection.sendall(json.dumps({"fallback": different}).encode() + b"\n")
             else:
                 pid = os.fork()
@@ -82,11 +85,13 @@ def _kernel(connection, fds, request):
     try:
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
+        for fd in fds:
+            os.close(fd)
         os.environ.clear()
         os.environ.update(request["env"])
         os.chdir(request["cwd"])
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        random.seed()  # a fresh process draws its own seed
+        random.seed()  # a fresh process draws its own seeds
+        sys.modules["numpy"].random.seed()
         parent = int(os.environ.get("JPY_PARENT_PID") or 0)  # the process that started the kernel
         threading.Thread(target=_exit_with, args=(request["launcher"], parent), daemon=True).start()
         import ipykernel_launcher
@@ -105,6 +110,15 @@ def _kernel(connection, fds, request):
             connection.sendall(json.dumps({"status": status}).encode() + b"\n")
         finally:
             os._exit(status)
+
+
+def _reap():
+    """Collect ended kernels (and so count their CPU time in the server's, as time(1) reports)."""
+    while True:
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            time.sleep(0.2)
 
 
 def _exit_with(*pids):

@@ -54,8 +54,9 @@ $(STAMP): requirements/lock.txt pyproject.toml
 lab: setup
 	JUPYTER_PREFER_ENV_PATH=1 $(BIN)/jupyter lab $(ROOT_FLAG) notebooks/00_welcome.ipynb $(LAB_ARGS)
 
-# One pytest session runs tests/, solutions/ (strict) and notebooks/ (lax) on two workers, the
-# longest files first; check-sync and ruff run beside it. Any failure fails make test.
+# One pytest session runs solutions/ (strict), notebooks/ (lax) and tests/ on two workers, the files
+# that took longest last time first (notebooks first on a first run), with kernels forked from a
+# server that has imported torch; check-sync and ruff run beside it. Any failure fails make test.
 test: setup
 	@start=$$(date +%s); rm -rf build/stepwise-home; mkdir -p build/stepwise-home; \
 	if [ -f build/nbtimes.tsv ]; then mv build/nbtimes.tsv build/nbtimes.previous.tsv; fi; \
@@ -63,7 +64,7 @@ test: setup
 	  $(MAKE) --no-print-directory lint || s=1; exit $$s; } > build/static.log 2>&1 & static=$$!; \
 	$(call with-kernels,$(CURDIR)/build/kernels,$(TEST_ENV)) status=0; \
 	$(TEST_ENV) JUPYTER_PATH=$(CURDIR)/build/kernels $(BIN)/python -m pytest -q -n 2 --dist loadfile \
-	    --no-loadscope-reorder --stepwise-notebooks $(KERNELS) tests solutions notebooks || status=1; \
+	    --no-loadscope-reorder --stepwise-notebooks $(KERNELS) solutions notebooks tests || status=1; \
 	wait $$static || status=1; cat build/static.log; \
 	$(BIN)/python tools/nbtimes.py report build/nbtimes.tsv; \
 	took="in $$(( $$(date +%s) - start )) s"; \

@@ -37,10 +37,8 @@ setup: $(STAMP)
 
 $(STAMP): requirements/lock.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@# The lock pins every package: no resolving (--no-deps). Byte-code is compiled on all cores
-	@# after the install rather than one file at a time by pip (torch's one Python 3.12 file skipped).
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-compile -r requirements/lock.txt
-	$(BIN)/python -m compileall -q -j 0 -x '_internal/py312_' $(VENV)/lib >/dev/null
+	@# The lock pins every package: nothing to resolve (--no-deps).
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements/lock.txt
 	$(BIN)/python -m pip install -qq --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ipykernel)" >/dev/null
 	@# nbgrader is here for instructors' tests only: keep its menus and server out of the learner's Lab,

@@ -63,8 +63,8 @@ lab: setup
 test: setup
 	@start=$$(date +%s); rm -rf build/stepwise-home; mkdir -p build/stepwise-home; \
 	if [ -f build/nbtimes.tsv ]; then mv build/nbtimes.tsv build/nbtimes.previous.tsv; fi; \
-	{ s=0; $(MAKE) --no-print-directory check-sync || s=1; \
-	  $(MAKE) --no-print-directory lint || s=1; exit $$s; } > build/static.log 2>&1 & static=$$!; \
+	{ s=0; $(BIN)/python tools/pipeline.py check-sync || s=1; $(BIN)/ruff check . || s=1; \
+	  exit $$s; } > build/static.log 2>&1 & static=$$!; \
 	$(call with-kernels,$(CURDIR)/build/kernels,$(TEST_ENV)) status=0; \
 	$(TEST_ENV) JUPYTER_PATH=$(CURDIR)/build/kernels $(BIN)/python -m pytest -q -n 2 --dist loadfile \
 	    --no-loadscope-reorder --stepwise-notebooks $(KERNELS) solutions notebooks tests || status=1; \

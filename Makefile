@@ -17,12 +17,12 @@ TEST_ENV := STEPWISE_HOME=$(CURDIR)/build/stepwise-home NBTIMES=$(CURDIR)/build/
             NBTIMES_PREVIOUS=$(CURDIR)/build/nbtimes.previous.tsv OMP_NUM_THREADS=1 \
             TORCHINDUCTOR_CACHE_DIR=$(CURDIR)/build/torchinductor
 PYTEST := $(TEST_ENV) $(BIN)/python -m pytest
-NBVAL_OPTIONS := --nbval-current-env --nbval-cell-timeout=120 --nbval-sanitize-with tools/nbval_sanitize.cfg
+NBVAL_CELLS := --nbval-cell-timeout=120 --nbval-sanitize-with tools/nbval_sanitize.cfg
+NBVAL_OPTIONS := --nbval-current-env $(NBVAL_CELLS)
 NBVAL := $(PYTEST) -n 2 --dist loadfile $(NBVAL_OPTIONS)
 # Kernels forked from one process that has imported torch & co. (tools/kernel_server.py):
 # $(call with-kernels,DIR,ENV) starts it with ENV, the environment of the pytest that follows.
-KERNELS := --nbval-kernel-name stepwise-forked --nbval-cell-timeout=120 \
-           --nbval-sanitize-with tools/nbval_sanitize.cfg
+KERNELS := --nbval-kernel-name stepwise-forked $(NBVAL_CELLS)
 with-kernels = rm -f $(1)/kernels.sock; $(2) JUPYTER_PATH=$(1) $(BIN)/python tools/kernel_server.py serve $(1) & \
 	kernels=$$!; trap 'kill $$kernels 2>/dev/null' EXIT; \
 	for i in $$(seq 50); do [ -S $(1)/kernels.sock ] && break; sleep 0.1; done;

@@ -1,17 +1,64 @@
-"""Root pytest hooks for the notebooks run by nbval.
+"""Root pytest hooks: the notebooks run by nbval, and the run times make test reports.
 
+- ``--stepwise-notebooks`` collects solutions/ strict (stored outputs must match) and notebooks/
+  lax (must run), so make test runs them and tests/ in one session spread over the cores;
+  without it, nbval's own ``--nbval`` / ``--nbval-lax`` apply as usual.
 - Each notebook's kernel gets a fresh, empty STEPWISE_HOME (progress, records), so what
   progress() prints never depends on which notebooks ran before it.
-- Each notebook's run time is recorded in $NBTIMES (reported by tools/nbtimes.py).
+- Every test file's and notebook's run time is appended to $NBTIMES (tools/nbtimes.py reports
+  them); the previous run's, in $NBTIMES_PREVIOUS, puts the longest first, so that the two
+  workers finish together.
 """
 
 import os
 import tempfile
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
+from nbval.plugin import IPyNbFile
 
 _seconds = defaultdict(float)
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--stepwise-notebooks",
+        action="store_true",
+        help="run solutions/*.ipynb under strict nbval and notebooks/*.ipynb under nbval-lax",
+    )
+
+
+def _strict(path):
+    return Path(path).parent.name == "solutions"
+
+
+def pytest_collect_file(file_path, parent):
+    config = parent.config
+    if file_path.suffix != ".ipynb" or not config.getoption("stepwise_notebooks"):
+        return None
+    if config.option.nbval or config.option.nbval_lax:
+        raise pytest.UsageError("--stepwise-notebooks decides strict or lax itself: drop --nbval(-lax)")
+    notebook = IPyNbFile.from_parent(parent, path=file_path)
+    notebook.compare_outputs = _strict(file_path)  # what --nbval sets; --nbval-lax clears it
+    return notebook
+
+
+def _previous_seconds():
+    path = os.environ.get("NBTIMES_PREVIOUS")
+    seconds = defaultdict(float)
+    if path and os.path.exists(path):
+        for line in Path(path).read_text(encoding="utf-8").splitlines():
+            kind, name, value = line.split("\t")
+            seconds[name.split("::")[0]] += float(value)
+    return seconds
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Longest file first by the previous run (new files first of all), for --dist loadfile."""
+    previous = _previous_seconds()
+    if previous:
+        items.sort(key=lambda item: -previous.get(item.nodeid.split("::")[0], float("inf")))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -23,15 +70,20 @@ def pytest_runtest_setup(item):
 
 
 def pytest_runtest_logreport(report):
-    if report.fspath.endswith(".ipynb"):
-        _seconds[report.fspath] += report.duration  # setup (kernel start) + call + teardown
+    _seconds[report.nodeid] += report.duration  # setup (a notebook's kernel start) + call + teardown
 
 
 def pytest_sessionfinish(session):
     path = os.environ.get("NBTIMES")
     if not path or not _seconds or hasattr(session.config, "workerinput"):
         return
-    mode = "lax" if session.config.getoption("nbval_lax", False) else "strict"
+    by_folder, lax = session.config.getoption("stepwise_notebooks"), session.config.option.nbval_lax
+    rows = defaultdict(float)
+    for nodeid, seconds in _seconds.items():
+        name = nodeid.split("::")[0]
+        if name.endswith(".ipynb"):
+            rows["strict" if (_strict(name) if by_folder else not lax) else "lax", name] += seconds
+        else:
+            rows["test", nodeid] += seconds
     with open(path, "a", encoding="utf-8") as f:
-        for notebook, seconds in sorted(_seconds.items()):
-            f.write(f"{mode}\t{notebook}\t{seconds:.2f}\n")
+        f.writelines(f"{kind}\t{name}\t{seconds:.3f}\n" for (kind, name), seconds in sorted(rows.items()))

@@ -60,6 +60,6 @@ def test_a_broken_candidate_fails_without_raising(exercise_id, candidate):
 def test_a_hanging_candidate_times_out(exercise_id):
     check(exercise_id, Stub)  # one-off imports outside the timing
     start = time.perf_counter()
-    result = check(exercise_id, Hang, timeout=0.5)
-    assert result.status == "failed" and "0.5" in str(result), str(result)
+    result = check(exercise_id, Hang, timeout=0.1)  # the timer is the same at any length
+    assert result.status == "failed" and "after 0.1 s" in str(result), str(result)
     assert time.perf_counter() - start < 5

@@ -1,0 +1,21 @@
+"""tools/kernel_server.py forks a kernel only when its environment is the server's."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+import kernel_server  # noqa: E402
+
+SERVER = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin", "SHLVL": "1", "STEPWISE_HOME": "/a"}
+
+
+def test_per_kernel_variables_and_shell_bookkeeping_do_not_count():
+    kernel = {**SERVER, "SHLVL": "3", "STEPWISE_HOME": "/b", "STEPWISE_NOTEBOOK": "x.ipynb",
+              "JPY_PARENT_PID": "42", "PYTEST_XDIST_WORKER": "gw0", "COLUMNS": "80"}
+    assert kernel_server._differences(SERVER, kernel) == []
+
+
+def test_what_torch_reads_at_import_counts_changed_added_or_removed():
+    kernel = {**SERVER, "OMP_NUM_THREADS": "2", "ATEN_CPU_CAPABILITY": "default"}
+    del kernel["PATH"]
+    assert kernel_server._differences(SERVER, kernel) == ["ATEN_CPU_CAPABILITY", "OMP_NUM_THREADS", "PATH"]

@@ -18,12 +18,14 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 RESTARTS = 3
+_SITE = tuple(dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib")))
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class Limits:
     memory_mb: int = 3072  # address space of the submission's process
     cpu_seconds: int = 600  # CPU time of the whole submission
     file_mb: int = 64  # largest file the submission may write
+    grace_seconds: float = 5.0  # past a deadline, before the process is killed
 
 
 @dataclass
@@ -77,13 +80,14 @@ def _start(plan, tmp: Path, limits: Limits):
         "MPLBACKEND": "Agg",
         "OMP_NUM_THREADS": "1",
         "PYTHONHASHSEED": "0",
-        "PYTHONPATH": str(tmp / "student"),
+        # -S below: no .pth files, so the editable install cannot lead the student to the repository
+        "PYTHONPATH": os.pathsep.join([str(tmp / "student"), *_SITE]),
         "STEPWISE_GRADE_FD": str(write),
         "STEPWISE_GRADE_PLAN": json.dumps(plan),
     }
     log = open(tmp / "output.log", "ab")  # noqa: SIM115 (the child's stdout and stderr)
     process = subprocess.Popen(
-        [sys.executable, "-s", "-m", "helpers.grading.worker"],
+        [sys.executable, "-S", "-s", "-m", "helpers.grading.worker"],
         cwd=tmp / "work", env=env, stdin=subprocess.PIPE, stdout=log, stderr=log,
         pass_fds=(write,), start_new_session=True, preexec_fn=_limit(limits),  # noqa: PLW1509
     )
@@ -166,7 +170,7 @@ def _converse(process, fd, tmp, exercises, helpers_files, limits, outcome, skip)
     """Follow one run; return the index of the cell that hung or killed the process, else None."""
     lines = _Lines(fd)
     cell = None
-    grace = 5.0
+    grace = limits.grace_seconds
     while True:  # the student's cells
         message = lines.next(time.monotonic() + limits.cell_seconds + grace)
         if message == "timeout" or message is None:

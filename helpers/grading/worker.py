@@ -36,17 +36,40 @@ def _send(fd, message):
         data = data[os.write(fd, data):]
 
 
-def _snapshot():
-    """{module: its attributes} for every module loaded now, and the classes checkers build on."""
-    import torch
-    import torch.optim.lr_scheduler  # noqa: F401
+# The check machinery: imported afresh from the pristine copy in each check's child.
+_CHECKERS = ("helpers.checking", "helpers.checking_tools", "helpers.exercises", "helpers.check", "helpers.grading")
 
-    saved = {}
+
+def _is_checker(name):
+    return any(name == c or name.startswith(c + ".") for c in _CHECKERS)
+
+
+def _snapshot():
+    """{module: its attributes} for every module loaded now (all of ``helpers`` but the check
+    machinery is imported first), and {class: its attributes} for torch's base classes and the
+    classes of ``helpers``."""
+    import importlib
+    import pkgutil
+
+    import torch
+    import torch.optim.lr_scheduler
+
+    import helpers
+
+    for info in pkgutil.walk_packages(helpers.__path__, "helpers."):
+        if not _is_checker(info.name):
+            try:
+                importlib.import_module(info.name)
+            except Exception:  # noqa: BLE001, S112 (a module the notebook cannot use either)
+                continue
+    modules, classes = {}, [torch.Tensor, torch.nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]
     for name, module in list(sys.modules.items()):
-        if module is not None and not name.startswith("helpers") and name != "__main__":
-            saved[module] = dict(vars(module))
-    classes = [torch.Tensor, torch.nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]
-    return saved, {cls: dict(vars(cls)) for cls in classes}
+        if module is None or name == "__main__" or _is_checker(name):
+            continue
+        modules[module] = dict(vars(module))
+        if name.startswith("helpers"):
+            classes += [v for v in vars(module).values() if isinstance(v, type) and v.__module__ == name]
+    return modules, {cls: dict(vars(cls)) for cls in classes}
 
 
 def _restore(saved):
@@ -105,21 +128,23 @@ def _run_cells(fd, cells, skip, timeout):
 
 
 def _pristine_checking(pristine):
-    """Forget the student's ``helpers`` and import the grader's own, from the pristine copy."""
-    old = {name: m for name, m in sys.modules.items() if name == "helpers" or name.startswith("helpers.")}
-    for name in old:
-        del sys.modules[name]
-    sys.path.insert(0, pristine)
+    """Forget the student's check machinery and import the grader's own, from the pristine copy
+    (the rest of ``helpers`` was loaded before the student's code and restored since)."""
     import importlib
 
-    return importlib.import_module("helpers.checking"), old
-
-
-def _same_named(obj, old_modules):
-    """The object of the student's copy of ``helpers`` that has ``obj``'s module and name."""
-    module = old_modules.get(getattr(obj, "__module__", None))
-    found = getattr(module, getattr(obj, "__qualname__", "").split(".")[0], None) if module else None
-    return found if found is not None and found is not obj else None
+    for name in [n for n in sys.modules if _is_checker(n)]:
+        parent, _, child = name.rpartition(".")
+        vars(sys.modules.get(parent, sys)).pop(child, None)  # `from . import x` reads the attribute
+        del sys.modules[name]
+    helpers = sys.modules["helpers"]
+    student_dir = os.path.realpath(helpers.__path__[0]) + os.sep
+    helpers.__path__ = [os.path.join(pristine, "helpers")]
+    checking = importlib.import_module("helpers.checking")
+    # Library code, not the candidate's: the references the notebook imported, and the site
+    # directories on PYTHONPATH (the process runs with -S, so sysconfig does not know them).
+    site = [os.path.realpath(d) + os.sep for d in os.environ.get("PYTHONPATH", "").split(os.pathsep) if d]
+    checking._LIBRARY_DIRS += (student_dir, *site)
+    return checking
 
 
 def _check_one(fd, nonce, pristine, item, namespace, hints):
@@ -141,16 +166,8 @@ def _check_one(fd, nonce, pristine, item, namespace, hints):
     os.environ["STEPWISE_HOME"] = os.path.join(os.getcwd(), f".grader-{exercise_id}")
     verdict = {"status": "failed", "message": ""}
     try:
-        checking, old = _pristine_checking(pristine)
+        checking = _pristine_checking(pristine)
         checking._refuse_library = True
-        ex = checking._find(exercise_id)
-        if ex is None:
-            raise RuntimeError(f"the grader has no checker for {exercise_id}")
-        # The student's copy of helpers holds its own reference classes: refused like ours.
-        aliases = [_same_named(obj, old) for obj in ex.library]
-        extra = tuple(a for a in aliases if callable(a))
-        checking._REGISTRY[exercise_id] = checking.Exercise(
-            ex.id, ex.title, ex.checker, ex.reference, ex.hints, (*ex.library, *extra))
         try:
             candidate = eval(expression, namespace)  # noqa: S307 (the check cell's own expression)
         except Exception:  # noqa: BLE001

@@ -26,7 +26,17 @@ from helpers.grading.run import Limits, grade_submission, snapshot_tree
 from helpers.grading.submission import Reference, load_references, read_submission
 
 ROOT = Path(__file__).resolve().parent.parent
-COLUMNS = ("student", "notebook", "exercise", "points", "max", "verdict", "message", "hints used", "seconds")
+COLUMNS = (
+    "student",
+    "notebook",
+    "exercise",
+    "points",
+    "max",
+    "verdict",
+    "message",
+    "hints used",
+    "seconds",
+)
 
 
 def find_notebooks(paths):
@@ -54,20 +64,26 @@ def _rows_for(submission, reference: Reference, points, outcome, why_zero=None):
         most = points.get(exercise_id, default)
         verdict = {} if why_zero else outcome.verdicts.get(exercise_id, {})
         status = verdict.get("status") or "failed"
-        message = why_zero or verdict.get("message") or (
-            "no verdict: the submission's process ended or hung before this check (see the notes)"
+        message = (
+            why_zero
+            or verdict.get("message")
+            or (
+                "no verdict: the submission's process ended or hung before this check (see the notes)"
+            )
         )
-        rows.append({
-            "student": submission.student,
-            "notebook": reference.stem,
-            "exercise": exercise_id,
-            "points": f"{most if status == 'passed' else 0:g}",
-            "max": f"{most:g}",
-            "verdict": status,
-            "message": str(message),
-            "hints used": int(verdict.get("hints", 0) or 0),
-            "seconds": f"{float(verdict.get('seconds', 0) or 0):.2f}",
-        })
+        rows.append(
+            {
+                "student": submission.student,
+                "notebook": reference.stem,
+                "exercise": exercise_id,
+                "points": f"{most if status == 'passed' else 0:g}",
+                "max": f"{most:g}",
+                "verdict": status,
+                "message": str(message),
+                "hints used": int(verdict.get("hints", 0) or 0),
+                "seconds": f"{float(verdict.get('seconds', 0) or 0):.2f}",
+            }
+        )
     return rows
 
 
@@ -89,7 +105,11 @@ class Grader:
         if reference is None:
             reason = submission.error or "no exercise of this series found in the notebook"
             stem = path.stem
-            return [dict(zip(COLUMNS, (submission.student, stem, "", 0, 0, "failed", reason, 0, "0.00")))], []
+            return [
+                dict(
+                    zip(COLUMNS, (submission.student, stem, "", 0, 0, "failed", reason, 0, "0.00"))
+                )
+            ], []
         if submission.error:
             return _rows_for(submission, reference, self.points, None, submission.error), []
         if found and found != wanted:
@@ -131,7 +151,9 @@ def feedback_text(student, rows, notes):
         most = sum(float(r["max"]) for r in mine)
         lines.append(f"{notebook}: {total:g}/{most:g} points")
         for r in mine:
-            lines.append(f"- {r['exercise'] or '(notebook)'}: {r['points']}/{r['max']} {r['verdict']}")
+            lines.append(
+                f"- {r['exercise'] or '(notebook)'}: {r['points']}/{r['max']} {r['verdict']}"
+            )
             lines += ["    " + line for line in str(r["message"]).splitlines()]
         lines.append("")
     if notes:
@@ -151,27 +173,39 @@ class _Bar:
             self.done += 1
             if self.on:
                 filled = 30 * self.done // self.total
-                self.stream.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} {label[:30]:<30}")
+                self.stream.write(
+                    f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} {label[:30]:<30}"
+                )
                 self.stream.flush()
                 if self.done == self.total:
                     self.stream.write("\n")
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m helpers.grade", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.grade", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("submissions", nargs="+", help="notebooks, or folders of notebooks")
     parser.add_argument("--out", required=True, type=Path, help="the gradebook CSV")
     parser.add_argument("--feedback", type=Path, help="folder for one feedback file per student")
-    parser.add_argument("--points", help="points.toml: '\"03.1\" = 2' per exercise (default: 1 each)")
-    parser.add_argument("--notebook", help="the assignment, e.g. 03 (default: what each submission is)")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once")
+    parser.add_argument(
+        "--points", help="points.toml: '\"03.1\" = 2' per exercise (default: 1 each)"
+    )
+    parser.add_argument(
+        "--notebook", help="the assignment, e.g. 03 (default: what each submission is)"
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once"
+    )
     parser.add_argument("--force", action="store_true", help="grade again what the gradebook has")
     for name, default in vars(Limits()).items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
     args = parser.parse_args(argv)
 
     limits = Limits(**{name: getattr(args, name) for name in vars(Limits())})
-    grader = Grader(load_references(ROOT / "solutions"), read_points(args.points), limits, args.notebook)
+    grader = Grader(
+        load_references(ROOT / "solutions"), read_points(args.points), limits, args.notebook
+    )
     rows = read_gradebook(args.out)
     paths = find_notebooks(args.submissions)
     if not args.force:

@@ -25,13 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 RESTARTS = 3
+STARTUP_SECONDS = 120  # importing torch on a loaded machine
 _SITE = tuple(dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib")))
 
 
 @dataclass(frozen=True)
 class Limits:
     cell_seconds: float = 30.0  # wall time of one code cell
-    check_seconds: float = 20.0  # wall time of one exercise's check (the check's own timeout is half)
+    check_seconds: float = (
+        20.0  # wall time of one exercise's check (the check's own timeout is half)
+    )
     memory_mb: int = 3072  # address space of the submission's process
     cpu_seconds: int = 600  # CPU time of the whole submission
     file_mb: int = 64  # largest file the submission may write
@@ -50,7 +53,9 @@ def snapshot_tree(root: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(root.parent)): p.read_bytes()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and "__pycache__" not in p.parts and p.suffix in (".py", ".json", ".txt", ".csv")
+        if p.is_file()
+        and "__pycache__" not in p.parts
+        and p.suffix in (".py", ".json", ".txt", ".csv")
     }
 
 
@@ -88,8 +93,14 @@ def _start(plan, tmp: Path, limits: Limits):
     log = open(tmp / "output.log", "ab")  # noqa: SIM115 (the child's stdout and stderr)
     process = subprocess.Popen(
         [sys.executable, "-S", "-s", "-m", "helpers.grading.worker"],
-        cwd=tmp / "work", env=env, stdin=subprocess.PIPE, stdout=log, stderr=log,
-        pass_fds=(write,), start_new_session=True, preexec_fn=_limit(limits),  # noqa: PLW1509
+        cwd=tmp / "work",
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=log,
+        stderr=log,
+        pass_fds=(write,),
+        start_new_session=True,
+        preexec_fn=_limit(limits),  # noqa: PLW1509
     )
     os.close(write)
     log.close()
@@ -151,7 +162,9 @@ def grade_submission(cells, exercises, helpers_files, limits: Limits) -> Outcome
             if stuck is None or attempt == RESTARTS:
                 break
             skip.add(stuck)
-            outcome.cell_errors = [e for e in outcome.cell_errors if not e.startswith(f"cell {stuck + 1}:")]
+            outcome.cell_errors = [
+                e for e in outcome.cell_errors if not e.startswith(f"cell {stuck + 1}:")
+            ]
             outcome.cell_errors.append(f"cell {stuck + 1}: {stuck_reason(process)}; it was skipped")
     outcome.seconds = time.monotonic() - start
     return outcome
@@ -171,6 +184,8 @@ def _converse(process, fd, tmp, exercises, helpers_files, limits, outcome, skip)
     lines = _Lines(fd)
     cell = None
     grace = limits.grace_seconds
+    if lines.next(time.monotonic() + STARTUP_SECONDS) in ("timeout", None):
+        return None  # no verdicts: the grader's own start failed (see output.log)
     while True:  # the student's cells
         message = lines.next(time.monotonic() + limits.cell_seconds + grace)
         if message == "timeout" or message is None:
@@ -180,7 +195,9 @@ def _converse(process, fd, tmp, exercises, helpers_files, limits, outcome, skip)
         if "cell" in message:
             cell = message["cell"]
         elif "cell_error" in message:
-            outcome.cell_errors.append(f"cell {int(message['cell_error']) + 1}: {str(message.get('error'))[:300]}")
+            outcome.cell_errors.append(
+                f"cell {int(message['cell_error']) + 1}: {str(message.get('error'))[:300]}"
+            )
         elif message.get("cells_done"):
             break
     nonce = secrets.token_hex(16)
@@ -191,8 +208,13 @@ def _converse(process, fd, tmp, exercises, helpers_files, limits, outcome, skip)
         "nonce": nonce,
         "pristine": str(pristine),
         "exercises": [
-            {"id": i, "candidate": e, "timeout": check_timeout, "wall": limits.check_seconds,
-             "cpu": limits.check_seconds * 2}
+            {
+                "id": i,
+                "candidate": e,
+                "timeout": check_timeout,
+                "wall": limits.check_seconds,
+                "cpu": limits.check_seconds * 2,
+            }
             for i, e in exercises
         ],
     }
@@ -208,6 +230,10 @@ def _converse(process, fd, tmp, exercises, helpers_files, limits, outcome, skip)
         if message in ("timeout", None):
             return None
         exercise_id = message.get("exercise")
-        if message.get("nonce") == nonce and exercise_id in wanted and exercise_id not in outcome.verdicts:
+        if (
+            message.get("nonce") == nonce
+            and exercise_id in wanted
+            and exercise_id not in outcome.verdicts
+        ):
             outcome.verdicts[exercise_id] = message
     return None

@@ -64,7 +64,9 @@ def load_references(solutions: Path) -> dict[str, Reference]:
         for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
             calls = _check_calls(_source(cell)) if cell.get("cell_type") == "code" else None
             points = float(cell.get("metadata", {}).get("nbgrader", {}).get("points", 1))
-            exercises += [(exercise_id, expression, points) for exercise_id, expression in calls or ()]
+            exercises += [
+                (exercise_id, expression, points) for exercise_id, expression in calls or ()
+            ]
         if exercises:
             references[path.name[:2]] = Reference(path.stem, path.name[:2], tuple(exercises))
     return references
@@ -100,7 +102,9 @@ def student_of(path: Path, notebook_stems) -> str:
 
 def _code(source):
     """A cell's code with IPython's magics and shell escapes commented out."""
-    return "\n".join("# " + line if line.lstrip().startswith(("%", "!")) else line for line in source.split("\n"))
+    return "\n".join(
+        "# " + line if line.lstrip().startswith(("%", "!")) else line for line in source.split("\n")
+    )
 
 
 def read_submission(path: Path, notebook_stems) -> Submission:

@@ -4,6 +4,7 @@ Started by :mod:`helpers.grading.run` with the student's copy of ``helpers`` fir
 ``sys.path``, stdout and stderr to a log file, and a pipe (fd ``STEPWISE_GRADE_FD``) to the
 grader. Messages are JSON lines:
 
+- ``{"ready": true}`` once torch and ``helpers`` are imported;
 - ``{"cell": k}`` before code cell k runs, ``{"cell_error": k, "error": …}`` when it raises;
 - ``{"cells_done": true}``; the grader then sends one line on stdin: the nonce that signs
   verdicts, the pristine ``helpers`` directory and the exercises to check;
@@ -33,11 +34,17 @@ class _CellTimeout(BaseException):
 def _send(fd, message):
     data = (json.dumps(message) + "\n").encode()
     while data:
-        data = data[os.write(fd, data):]
+        data = data[os.write(fd, data) :]
 
 
 # The check machinery: imported afresh from the pristine copy in each check's child.
-_CHECKERS = ("helpers.checking", "helpers.checking_tools", "helpers.exercises", "helpers.check", "helpers.grading")
+_CHECKERS = (
+    "helpers.checking",
+    "helpers.checking_tools",
+    "helpers.exercises",
+    "helpers.check",
+    "helpers.grading",
+)
 
 
 def _is_checker(name):
@@ -62,13 +69,23 @@ def _snapshot():
                 importlib.import_module(info.name)
             except Exception:  # noqa: BLE001, S112 (a module the notebook cannot use either)
                 continue
-    modules, classes = {}, [torch.Tensor, torch.nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]
+    modules, classes = (
+        {},
+        [
+            torch.Tensor,
+            torch.nn.Module,
+            torch.optim.Optimizer,
+            torch.optim.lr_scheduler.LRScheduler,
+        ],
+    )
     for name, module in list(sys.modules.items()):
         if module is None or name == "__main__" or _is_checker(name):
             continue
         modules[module] = dict(vars(module))
         if name.startswith("helpers"):
-            classes += [v for v in vars(module).values() if isinstance(v, type) and v.__module__ == name]
+            classes += [
+                v for v in vars(module).values() if isinstance(v, type) and v.__module__ == name
+            ]
     return modules, {cls: dict(vars(cls)) for cls in classes}
 
 
@@ -142,7 +159,11 @@ def _pristine_checking(pristine):
     checking = importlib.import_module("helpers.checking")
     # Library code, not the candidate's: the references the notebook imported, and the site
     # directories on PYTHONPATH (the process runs with -S, so sysconfig does not know them).
-    site = [os.path.realpath(d) + os.sep for d in os.environ.get("PYTHONPATH", "").split(os.pathsep) if d]
+    site = [
+        os.path.realpath(d) + os.sep
+        for d in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+        if d
+    ]
     checking._LIBRARY_DIRS += (student_dir, *site)
     return checking
 
@@ -160,7 +181,9 @@ def _check_one(fd, nonce, pristine, item, namespace, hints):
     spent = int(used.ru_utime + used.ru_stime) + 1
     limit = spent + int(item["cpu"])
     if hard == resource.RLIM_INFINITY or limit < hard:
-        resource.setrlimit(resource.RLIMIT_CPU, (limit, limit + 1 if hard == resource.RLIM_INFINITY else hard))
+        resource.setrlimit(
+            resource.RLIMIT_CPU, (limit, limit + 1 if hard == resource.RLIM_INFINITY else hard)
+        )
     os.environ["STEPWISE_GRADING"] = "1"
     os.environ["STEPWISE_CHECK_TIMEOUT"] = str(item["timeout"])
     os.environ["STEPWISE_HOME"] = os.path.join(os.getcwd(), f".grader-{exercise_id}")
@@ -171,14 +194,23 @@ def _check_one(fd, nonce, pristine, item, namespace, hints):
         try:
             candidate = eval(expression, namespace)  # noqa: S307 (the check cell's own expression)
         except Exception:  # noqa: BLE001
-            verdict["message"] = f"your notebook defines no {expression} (the answer to {exercise_id})"
+            verdict["message"] = (
+                f"your notebook defines no {expression} (the answer to {exercise_id})"
+            )
         else:
             result = checking.check(exercise_id, candidate, strict=False)
             verdict = {"status": result.status, "message": str(result)}
     except BaseException as error:  # noqa: BLE001
-        verdict = {"status": "failed", "message": f"the check could not run: {type(error).__name__}: {error}"}
-    verdict.update(nonce=nonce, exercise=exercise_id, hints=hints.get(exercise_id, 0),
-                   seconds=round(time.monotonic() - start, 3))
+        verdict = {
+            "status": "failed",
+            "message": f"the check could not run: {type(error).__name__}: {error}",
+        }
+    verdict.update(
+        nonce=nonce,
+        exercise=exercise_id,
+        hints=hints.get(exercise_id, 0),
+        seconds=round(time.monotonic() - start, 3),
+    )
     try:
         _send(fd, verdict)
     finally:
@@ -193,7 +225,8 @@ def _death(status, seconds, limit):
         if sig == signal.SIGXCPU or sig == signal.SIGKILL:
             return "stopped: the check used up its CPU time"
         return f"your code crashed the check ({signal.Signals(sig).name})"
-    return f"your code ended the check's process (exit code {os.WEXITSTATUS(status)}, e.g. os._exit or sys.exit)"
+    code = os.WEXITSTATUS(status)
+    return f"your code ended the check's process (exit code {code}, e.g. os._exit or sys.exit)"
 
 
 def _check_all(fd, job, namespace, hints):
@@ -214,9 +247,17 @@ def _check_all(fd, job, namespace, hints):
             time.sleep(0.01)
         seconds = time.monotonic() - start
         if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == VERDICT_EXIT):
-            _send(fd, {"nonce": job["nonce"], "exercise": item["id"], "status": "failed",
-                       "message": _death(status, seconds, item["wall"]), "hints": hints.get(item["id"], 0),
-                       "seconds": round(seconds, 3)})
+            _send(
+                fd,
+                {
+                    "nonce": job["nonce"],
+                    "exercise": item["id"],
+                    "status": "failed",
+                    "message": _death(status, seconds, item["wall"]),
+                    "hints": hints.get(item["id"], 0),
+                    "seconds": round(seconds, 3),
+                },
+            )
 
 
 def main():
@@ -225,10 +266,15 @@ def main():
     saved = _snapshot()
     saved[0][sys.modules[__name__]] = dict(globals())  # this module too, and what main calls next:
     restore, send, check_all, loads = _restore, _send, _check_all, json.loads
+    send(fd, {"ready": True})
     namespace = _run_cells(fd, plan["cells"], set(plan["skip"]), plan["cell_timeout"])
     restore(saved)
     shown = getattr(sys.modules.get("helpers.checking"), "_hints_shown", None)
-    hints = {k: v for k, v in dict(shown).items() if type(k) is str and type(v) is int} if type(shown) is dict else {}
+    hints = (
+        {k: v for k, v in dict(shown).items() if type(k) is str and type(v) is int}
+        if type(shown) is dict
+        else {}
+    )
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
     sys.settrace(None)
     sys.setprofile(None)

@@ -760,9 +760,19 @@ def _grading_env():
     return os.environ.get("STEPWISE_GRADING", "") not in ("", "0")
 
 
-# Issue 15: grading mode set when the notebook imports us stays on, whatever the notebook does
-# to os.environ afterwards.
-_GRADING_AT_IMPORT = _grading_env()
+def _started_grading():
+    """STEPWISE_GRADING as the process was started with (Linux keeps it in /proc/self/environ,
+    which os.environ changes do not reach)."""
+    try:
+        start = Path("/proc/self/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(v.startswith(b"STEPWISE_GRADING=") and v[17:] not in (b"", b"0") for v in start)
+
+
+# Issue 15: grading mode set when the process started, or when the notebook imports us, stays
+# on whatever the notebook does to os.environ.
+_GRADING_AT_IMPORT = _grading_env() or _started_grading()
 
 
 def _grading():

@@ -202,3 +202,11 @@ def test_grading_mode_stays_on_when_the_notebook_turns_it_off(monkeypatch):
     monkeypatch.setattr(checking, "_GRADING_AT_IMPORT", True)
     monkeypatch.setitem(os.environ, "STEPWISE_GRADING", "0")
     assert checking._grading()
+
+
+def test_grading_mode_set_at_start_survives_the_environment_turned_off_before_import(tmp_path):
+    code = ("import os; os.environ['STEPWISE_GRADING'] = '0'\n"
+            "from helpers import checking; print(checking._grading())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "STEPWISE_GRADING": "1"}, timeout=60)
+    assert done.stdout.strip() == "True", done.stderr

@@ -116,7 +116,9 @@ class Grader:
             why = f"this is notebook {found}, not {wanted}: wrong notebook handed in"
             return _rows_for(submission, reference, self.points, None, why), []
         exercises = [(i, expression) for i, expression, _ in reference.exercises]
-        outcome = grade_submission(submission.cells, exercises, self.helpers_files, self.limits)
+        outcome = grade_submission(
+            submission.cells, exercises, self.helpers_files, self.limits, submission.checked_at
+        )
         return _rows_for(submission, reference, self.points, outcome), outcome.cell_errors
 
 

@@ -4,6 +4,7 @@ import csv
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -41,22 +42,10 @@ def _write(folder, entries):
         )
 
 
-def grade(folder, out, *extra):
+def grade(folder, out, *extra, notebook=("--notebook", "03")):
+    command = ["-m", "helpers.grade", str(folder), "--out", str(out), *notebook, "--jobs", "2"]
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "helpers.grade",
-            str(folder),
-            "--out",
-            str(out),
-            "--notebook",
-            "03",
-            "--jobs",
-            "2",
-            *LIMITS,
-            *extra,
-        ],
+        [sys.executable, *command, *LIMITS, *extra],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -142,6 +131,20 @@ def test_neighbours_change_no_grade(graded, tmp_path):
     ]
     again, done = grade(alone, out)
     assert again == first and "graded 0 submission(s)" in done.stdout
+
+
+def test_other_notebooks_are_graded_as_what_they_are(tmp_path):
+    """Without --notebook: a scheduler notebook (07, solved) and a stub of 01, side by side."""
+    folder = tmp_path / "mixed"
+    (folder / "erin").mkdir(parents=True)
+    shutil.copy(ROOT / "solutions" / "07_your_own_scheduler.ipynb", folder / "erin")
+    shutil.copy(ROOT / "notebooks" / "01_gradients_by_hand.ipynb", folder / "frank.ipynb")
+    rows, _ = grade(folder, tmp_path / "g.csv", notebook=())
+    got = {(r["student"], r["exercise"]): r["verdict"] for r in rows}
+    assert got == {
+        **{("erin", f"07.{k}"): "passed" for k in range(1, 5)},
+        **{("frank", f"01.{k}"): "not attempted" for k in range(1, 4)},
+    }
 
 
 def test_points_toml_sets_the_maximum(tmp_path):

@@ -140,8 +140,11 @@ class _Lines:
         return message if isinstance(message, dict) else {}
 
 
-def grade_submission(cells, exercises, helpers_files, limits: Limits) -> Outcome:
-    """Run ``cells`` and check ``exercises`` [(id, candidate expression)] in a fresh process."""
+def grade_submission(cells, exercises, helpers_files, limits: Limits, checked_at=None) -> Outcome:
+    """Run ``cells`` and check ``exercises`` [(id, candidate expression)] in a fresh process;
+    ``checked_at``: {id: how many cells run before the answer is taken} (default: all)."""
+    checked_at = checked_at or {}
+    answers_at = {i: (checked_at[i], e) for i, e in exercises if i in checked_at}
     start = time.monotonic()
     outcome = Outcome()
     skip: set[int] = set()
@@ -152,7 +155,12 @@ def grade_submission(cells, exercises, helpers_files, limits: Limits) -> Outcome
                 shutil.rmtree(tmp / sub, ignore_errors=True)
                 (tmp / sub).mkdir()
             write_tree(helpers_files, tmp / "student")
-            plan = {"cells": cells, "skip": sorted(skip), "cell_timeout": limits.cell_seconds}
+            plan = {
+                "cells": cells,
+                "skip": sorted(skip),
+                "cell_timeout": limits.cell_seconds,
+                "answers_at": answers_at,
+            }
             process, fd = _start(plan, tmp, limits)
             try:
                 stuck = _converse(process, fd, tmp, exercises, helpers_files, limits, outcome, skip)

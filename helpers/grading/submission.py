@@ -78,6 +78,7 @@ class Submission:
     student: str
     cells: list[str] = field(default_factory=list)  # code to run, check cells left out
     mentioned: Counter = field(default_factory=Counter)  # notebook number -> exercises named
+    checked_at: dict = field(default_factory=dict)  # exercise id -> cells run before its check cell
     error: str | None = None  # why the file is not a notebook we can read
 
     @property
@@ -121,6 +122,9 @@ def read_submission(path: Path, notebook_stems) -> Submission:
             continue
         source = _source(cell)
         submission.mentioned.update(m[1] for m in _MENTION.finditer(source))
-        if cell.get("cell_type") == "code" and _check_calls(source) is None and source.strip():
+        calls = _check_calls(source) if cell.get("cell_type") == "code" else None
+        for exercise_id, _ in calls or ():  # the answer is taken where the notebook checks it
+            submission.checked_at.setdefault(exercise_id, len(submission.cells))
+        if cell.get("cell_type") == "code" and calls is None and source.strip():
             submission.cells.append(_code(source))
     return submission

@@ -116,13 +116,25 @@ def _restore(saved):
 _MISSING = object()
 
 
-def _run_cells(fd, cells, skip, timeout):
+def _take_answers(k, answers_at, namespace, answers):
+    """The answers whose check cell comes before cell k, as they are there (a later
+    ``x = use("NN.K", x)`` must not replace the student's answer by the reference)."""
+    for exercise_id, (position, expression) in answers_at.items():
+        if position == k:
+            try:
+                answers[exercise_id] = eval(expression, namespace)  # noqa: S307
+            except Exception:  # noqa: BLE001, S112 (not defined there: looked up at the end)
+                continue
+
+
+def _run_cells(fd, cells, skip, timeout, answers_at, answers):
     namespace = {"__name__": "__main__", "__builtins__": __builtins__}
 
     def on_alarm(signum, frame):
         raise _CellTimeout
 
     for k, source in enumerate(cells):
+        _take_answers(k, answers_at, namespace, answers)
         if k in skip:
             continue
         _send(fd, {"cell": k})
@@ -141,6 +153,7 @@ def _run_cells(fd, cells, skip, timeout):
             signal.setitimer(signal.ITIMER_REAL, 0)
         if error:
             _send(fd, {"cell_error": k, "error": error})
+    _take_answers(len(cells), answers_at, namespace, answers)
     return namespace
 
 
@@ -168,7 +181,7 @@ def _pristine_checking(pristine):
     return checking
 
 
-def _check_one(fd, nonce, pristine, item, namespace, hints):
+def _check_one(fd, nonce, pristine, item, namespace, hints, answers):
     """In the forked child: check one exercise and write its verdict (never returns)."""
     exercise_id, expression = item["id"], item["candidate"]
     start = time.monotonic()
@@ -192,7 +205,9 @@ def _check_one(fd, nonce, pristine, item, namespace, hints):
         checking = _pristine_checking(pristine)
         checking._refuse_library = True
         try:
-            candidate = eval(expression, namespace)  # noqa: S307 (the check cell's own expression)
+            candidate = (
+                answers[exercise_id] if exercise_id in answers else eval(expression, namespace)
+            )  # noqa: S307
         except Exception:  # noqa: BLE001
             verdict["message"] = (
                 f"your notebook defines no {expression} (the answer to {exercise_id})"
@@ -229,12 +244,12 @@ def _death(status, seconds, limit):
     return f"your code ended the check's process (exit code {code}, e.g. os._exit or sys.exit)"
 
 
-def _check_all(fd, job, namespace, hints):
+def _check_all(fd, job, namespace, hints, answers):
     for item in job["exercises"]:
         start = time.monotonic()
         pid = os.fork()
         if pid == 0:
-            _check_one(fd, job["nonce"], job["pristine"], item, namespace, hints)
+            _check_one(fd, job["nonce"], job["pristine"], item, namespace, hints, answers)
         deadline = start + item["wall"]
         while True:
             done, status = os.waitpid(pid, os.WNOHANG)
@@ -267,7 +282,10 @@ def main():
     saved[0][sys.modules[__name__]] = dict(globals())  # this module too, and what main calls next:
     restore, send, check_all, loads = _restore, _send, _check_all, json.loads
     send(fd, {"ready": True})
-    namespace = _run_cells(fd, plan["cells"], set(plan["skip"]), plan["cell_timeout"])
+    answers = {}
+    namespace = _run_cells(
+        fd, plan["cells"], set(plan["skip"]), plan["cell_timeout"], plan["answers_at"], answers
+    )
     restore(saved)
     shown = getattr(sys.modules.get("helpers.checking"), "_hints_shown", None)
     hints = (
@@ -280,7 +298,7 @@ def main():
     sys.setprofile(None)
     send(fd, {"cells_done": True})
     job = loads(sys.stdin.readline())
-    check_all(fd, job, namespace, hints)
+    check_all(fd, job, namespace, hints, answers)
     os._exit(0)
 
 

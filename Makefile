@@ -109,6 +109,12 @@ check-sync: setup
 execute: setup
 	OMP_NUM_THREADS=1 $(BIN)/python tools/pipeline.py execute $(NB)
 
+# Grade a class (README, "For instructors"): make grade SUBMISSIONS=path/to/submitted [NB=03]
+.PHONY: grade
+grade: setup
+	$(BIN)/python -m helpers.grade $(SUBMISSIONS) --out $(or $(OUT),grades.csv) \
+	    --feedback $(or $(FEEDBACK),feedback) $(if $(NB),--notebook $(NB)) $(GRADE_ARGS)
+
 clean:
 	rm -rf $(VENV) build .pytest_cache .hypothesis .ruff_cache *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -30,6 +30,7 @@ import sysconfig
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ __all__ = [
     "hint",
     "outside_candidate",
     "progress",
+    "hidden_pass",
     "untimed",
     "use",
 ]
@@ -637,6 +639,25 @@ def _not_attempted(exercise_id, title=""):
     )
 
 
+# --- Hidden cases (issue 15). In grading mode ``_run`` runs each checker a second time with
+# ``hidden_pass()`` true; the comparisons of ``checking_tools`` then draw other seeds and run
+# longer, and a checker may add cases of its own: ``if hidden_pass(): cases.append(...)``.
+_hidden = False
+
+
+def hidden_pass() -> bool:
+    """True while the grader re-runs a checker on cases the learner never sees."""
+    return _hidden
+
+
+def _in_hidden_pass(result):
+    """Mark a failure found by the hidden pass: the learner cannot replay that case."""
+    if not _hidden:
+        return result
+    note = ("hidden case", "the grader's own case (other seeds, longer runs), not shown in the notebook")
+    return Result(result.exercise, result.status, result.message, result.title, (note, *result.details))
+
+
 def _run(ex, candidate, timeout):
     seconds = _timeout_seconds(timeout)
     if "torch" in sys.modules:
@@ -650,19 +671,26 @@ def _run(ex, candidate, timeout):
     refused = _library_answer(ex, candidate)
     if refused:
         return Result(ex.id, "failed", refused, ex.title, (("not an answer", refused),))
+    global _hidden
     try:
         with _preserved_torch_state(), _deadline(seconds), _watch_delegation(ex, candidate) as called:
             verified = ex.checker(candidate)
+            if _grading():  # issue 15: the grader's hidden cases, after the learner's own
+                _hidden = True
+                ex.checker(candidate)
+                verified = (verified or "all cases passed") + ", and the grader's hidden cases"
     except Mismatch as mismatch:
-        return _mismatch_result(ex, mismatch)
+        return _in_hidden_pass(_mismatch_result(ex, mismatch))
     except NotImplementedError as error:
         if _raised_by_candidate(error):
             return _not_attempted(ex.id, ex.title)
         return _error_result(ex, error)
     except _Timeout as error:
-        return _timeout_result(ex, error, seconds)
+        return _in_hidden_pass(_timeout_result(ex, error, seconds))
     except Exception as error:  # noqa: BLE001 (the learner's code may raise anything)
-        return _error_result(ex, error)
+        return _in_hidden_pass(_error_result(ex, error))
+    finally:
+        _hidden = False
     if called:
         refused = (
             f"your code calls {_whose(called[0])} to do the work — the exercise is to write it yourself"
@@ -681,8 +709,32 @@ def _home() -> Path:
     return Path(env) if env else Path(__file__).resolve().parent.parent / ".stepwise"
 
 
+_folded: list[str] | None = None  # in grading mode: warnings kept for the verdict, not stderr
+
+
 def _warn(text):
+    if _folded is not None:
+        _folded.append(text)
+        return
     print(f"stepwise: {text}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _warnings_folded(on):
+    """Issue 15: nbgrader gives 0 to a cell with any stderr, so in grading mode the warnings of a
+    check (ours and Python's) are collected and shown in its verdict instead."""
+    global _folded
+    if not on:
+        yield []
+        return
+    _folded, folded = [], _folded
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield _folded
+        _folded.extend(f"{w.category.__name__}: {w.message}" for w in caught)
+    finally:
+        _folded, folded = folded, _folded
 
 
 def _read_progress() -> dict:
@@ -723,21 +775,35 @@ def _best(old, new):
     return old if _RANK.get(old, -1) > _RANK[new] else new
 
 
+def _record(exercise_id, **fields):
+    """Issue 15: a record says which exercise, notebook and student (where known), when, and how
+    many hints were shown. It is the learner's log: helpers.grade never reads it."""
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    session = os.environ.get("JPY_SESSION_NAME")  # the notebook's path, set by Jupyter
+    return {
+        "exercise": exercise_id,
+        "notebook": Path(session).name if session else str(exercise_id).split(".")[0],
+        "student": os.environ.get("STEPWISE_STUDENT") or None,
+        "timestamp": now,
+        "hints used": _hints_shown.get(exercise_id, 0),
+        **fields,
+    }
+
+
+def _append_record(record):
+    home = _home()
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / "records.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
 def _save(result: Result):
     """Append the grading record and update progress. Never raises."""
-    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    record = {
-        "exercise": result.exercise,
-        "status": result.status,
-        "passed": result.passed,
-        "message": result.text(),
-        "timestamp": now,
-    }
+    record = _record(result.exercise, status=result.status, passed=result.passed, message=result.text())
+    now = record["timestamp"]
     try:
+        _append_record(record)
         home = _home()
-        home.mkdir(parents=True, exist_ok=True)
-        with open(home / "records.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
         if result.exercise in _REGISTRY:
             progress_data = _read_progress()
             last = _STATUS_IN_PROGRESS[result.status]
@@ -756,8 +822,27 @@ def _save(result: Result):
 _latest: dict[str, tuple[object, Result]] = {}  # exercise id -> (candidate, its result)
 
 
-def _grading():
+def _grading_env():
     return os.environ.get("STEPWISE_GRADING", "") not in ("", "0")
+
+
+def _started_grading():
+    """STEPWISE_GRADING as the process was started with (Linux keeps it in /proc/self/environ,
+    which os.environ changes do not reach)."""
+    try:
+        start = Path("/proc/self/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(v.startswith(b"STEPWISE_GRADING=") and v[17:] not in (b"", b"0") for v in start)
+
+
+# Issue 15: grading mode set when the process started, or when the notebook imports us, stays
+# on whatever the notebook does to os.environ.
+_GRADING_AT_IMPORT = _grading_env() or _started_grading()
+
+
+def _grading():
+    return _GRADING_AT_IMPORT or _grading_env()
 
 
 def check(exercise_id, candidate, *, strict=None, timeout=None) -> Result:
@@ -776,13 +861,17 @@ def check(exercise_id, candidate, *, strict=None, timeout=None) -> Result:
 
 def _check(exercise_id, candidate, strict, timeout) -> Result:
     exercise_id = str(exercise_id)
-    ex = _find(exercise_id)
-    if ex is None:
-        result = Result(exercise_id, "failed", _unknown(exercise_id))
-    else:
-        result = _run(ex, candidate, timeout)
-        _latest[exercise_id] = (candidate, result)
-    _save(result)
+    with _warnings_folded(_grading()) as folded:
+        ex = _find(exercise_id)
+        if ex is None:
+            result = Result(exercise_id, "failed", _unknown(exercise_id))
+        else:
+            result = _run(ex, candidate, timeout)
+            _latest[exercise_id] = (candidate, result)
+        _save(result)
+    if folded:  # grading mode: warnings go into the verdict, not to stderr
+        result = Result(result.exercise, result.status, result.message, result.title,
+                        (*result.details, *(("warning", text) for text in dict.fromkeys(folded))))
     if (_grading() if strict is None else strict) and not result.passed:
         raise AssertionError(str(result))
     return result
@@ -871,6 +960,10 @@ def hint(exercise_id, n=None) -> Text:
     elif not 1 <= n <= total:
         return Text(f"Exercise {exercise_id} has hints 1 to {total}.")
     _hints_shown[exercise_id] = max(_hints_shown.get(exercise_id, 0), n)
+    try:  # issue 15: hints shown are part of the record
+        _append_record(_record(exercise_id, event="hint", hint=n))
+    except OSError as error:
+        _warn(f"could not save progress ({type(error).__name__}: {error.strerror or error})")
     return Text(f"Hint {n}/{total} for {exercise_id} ({ex.title}): {ex.hints[n - 1]}")
 
 

@@ -23,7 +23,7 @@ import warnings
 
 import torch
 
-from .checking import Mismatch, case, outside_candidate, untimed
+from .checking import Mismatch, case, hidden_pass, outside_candidate, untimed
 
 __all__ = [
     "OptimCase",
@@ -602,6 +602,8 @@ def compare_optimizer(candidate_cls, reference_cls, cases, *, steps=10, mistakes
     none. ``seed`` seeds the data (``OptimCase.data(steps, seed)``). Returns a
     description of what was verified.
     """
+    if hidden_pass():  # issue 15, grading: other seeded data, and half as many steps again
+        seed, steps = seed + 7919, steps + steps // 2
     runs = []  # (case, its params, grads, steps, the candidate's values after every step)
     for case_ in cases:
         with outside_candidate():  # the candidate runs in case() blocks, watched there
@@ -1047,6 +1049,8 @@ def compare_scheduler(candidate_cls, reference, cases, *, mistakes=None):
     cases before. Returns a description of what was verified.
     """
     passed = []
+    if hidden_pass():  # issue 15, grading: other group lrs, and half as many steps again
+        cases = [_hidden_scheduler_case(c) for c in cases]
     for case_ in cases:
         with untimed():  # the reference's time (and torch's first-step imports) is not the candidate's
             expected = _lr_table(reference, case_)
@@ -1069,6 +1073,13 @@ def compare_scheduler(candidate_cls, reference, cases, *, mistakes=None):
             cause=lr_kind_cause(value) if _kind(value) != "a number" else _diagnose(mistakes, reproduces),
         )
     return f"{len(cases)} settings, every param group's lr at every step: " + "; ".join(c.name for c in cases)
+
+
+def _hidden_scheduler_case(case_):
+    hidden = copy.copy(case_)
+    hidden.lrs = tuple(lr * 0.7 for lr in case_.lrs)
+    hidden.steps = case_.steps + case_.steps // 2
+    return hidden
 
 
 def _first_difference(expected, got):

@@ -1,5 +1,6 @@
 """Instructors can feed solutions/ to `nbgrader generate_assignment` unchanged."""
 
+import csv
 import shutil
 import subprocess
 import sys
@@ -33,3 +34,42 @@ def test_nbgrader_generates_the_assignment_from_solutions(tmp_path):
         assert not any("BEGIN SOLUTION" in cell.source for cell in released.cells), path.name
         graded = [c for c in released.cells if c.metadata.get("nbgrader", {}).get("grade")]
         assert all(cell.source.startswith("check(") for cell in graded), path.name
+
+
+def _nbgrader(*args, cwd):
+    done = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return done
+
+
+def test_the_recommended_config_grades_with_the_database(tmp_path):
+    """course/nbgrader_config.py, end to end with the gradebook database: generate_assignment,
+    autograde and export give the honest student 5/5 and the blank one, and the one who turns
+    grading mode off, 0."""
+    course = tmp_path / "course"
+    course.mkdir()
+    shutil.copy(ROOT / "course" / "nbgrader_config.py", course)
+    text = (course / "nbgrader_config.py").read_text().replace(
+        "PROJECT = HERE.parent", f"PROJECT = Path({str(ROOT)!r})")
+    (course / "nbgrader_config.py").write_text(text)
+    name = "03_your_own_optimizer.ipynb"
+    (course / "source" / "stepwise").mkdir(parents=True)
+    shutil.copy(ROOT / "solutions" / name, course / "source" / "stepwise")
+    _nbgrader("generate_assignment", "stepwise", cwd=course)
+    released = nbformat.read(course / "release" / "stepwise" / name, 4)
+    trick = nbformat.v4.new_code_cell('import os\nos.environ["STEPWISE_GRADING"] = "0"')
+    students = {
+        "alice": nbformat.read(ROOT / "solutions" / name, 4),
+        "bob": released,
+        "mallory": nbformat.from_dict({**released, "cells": [trick, *released.cells]}),
+    }
+    for student, nb in students.items():
+        folder = course / "submitted" / student / "stepwise"
+        folder.mkdir(parents=True)
+        nbformat.write(nb, folder / name)
+    _nbgrader("autograde", "stepwise", "--create", cwd=course)
+    _nbgrader("export", cwd=course)
+    with open(course / "grades.csv", newline="") as f:
+        scores = {row["student_id"]: float(row["score"]) for row in csv.DictReader(f)}
+    assert scores == {"alice": 5.0, "bob": 0.0, "mallory": 0.0}

@@ -1,0 +1,1 @@
+"""helpers.grade, in parts: reading submissions, running them, and the process that runs one."""

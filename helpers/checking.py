@@ -672,6 +672,7 @@ def _run(ex, candidate, timeout):
     if refused:
         return Result(ex.id, "failed", refused, ex.title, (("not an answer", refused),))
     global _hidden
+    called = []
     try:
         with _preserved_torch_state(), _deadline(seconds), _watch_delegation(ex, candidate) as called:
             verified = ex.checker(candidate)
@@ -679,24 +680,23 @@ def _run(ex, candidate, timeout):
                 _hidden = True
                 ex.checker(candidate)
                 verified = (verified or "all cases passed") + ", and the grader's hidden cases"
+        result = Result(ex.id, "passed", verified or "all cases passed", ex.title)
     except Mismatch as mismatch:
-        return _in_hidden_pass(_mismatch_result(ex, mismatch))
+        result = _in_hidden_pass(_mismatch_result(ex, mismatch))
     except NotImplementedError as error:
-        if _raised_by_candidate(error):
-            return _not_attempted(ex.id, ex.title)
-        return _error_result(ex, error)
+        result = _not_attempted(ex.id, ex.title) if _raised_by_candidate(error) else _error_result(ex, error)
     except _Timeout as error:
-        return _in_hidden_pass(_timeout_result(ex, error, seconds))
+        result = _in_hidden_pass(_timeout_result(ex, error, seconds))
     except Exception as error:  # noqa: BLE001 (the learner's code may raise anything)
-        return _in_hidden_pass(_error_result(ex, error))
+        result = _in_hidden_pass(_error_result(ex, error))
     finally:
         _hidden = False
-    if called:
+    if called and result.status != "not attempted":  # the library's numbers say nothing of the learner's
         refused = (
             f"your code calls {_whose(called[0])} to do the work — the exercise is to write it yourself"
         )
         return Result(ex.id, "failed", refused, ex.title, (("not an answer", refused),))
-    return Result(ex.id, "passed", verified or "all cases passed", ex.title)
+    return result
 
 
 # --------------------------------------------------------------------------

@@ -602,12 +602,13 @@ def compare_optimizer(candidate_cls, reference_cls, cases, *, steps=10, mistakes
     none. ``seed`` seeds the data (``OptimCase.data(steps, seed)``). Returns a
     description of what was verified.
     """
-    if hidden_pass():  # issue 15, grading: other seeded data, and half as many steps again
-        seed, steps = seed + 7919, steps + steps // 2
+    hidden = hidden_pass()  # issue 15, grading: other seeded data, and half as many steps again
+    seed += 7919 if hidden else 0
     runs = []  # (case, its params, grads, steps, the candidate's values after every step)
     for case_ in cases:
+        n = case_.steps or steps
         with outside_candidate():  # the candidate runs in case() blocks, watched there
-            _compare_case(candidate_cls, reference_cls, case_, case_.steps or steps, mistakes,
+            _compare_case(candidate_cls, reference_cls, case_, n + n // 2 if hidden else n, mistakes,
                           closure, seed, state, runs)
     names = "; ".join(c.name or c.label for c in cases)
     counts = sorted({c.steps or steps for c in cases})

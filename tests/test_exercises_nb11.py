@@ -214,7 +214,8 @@ def test_an_lr_cached_at_init_fails_when_the_lr_changes():
 
 def test_state_created_in_init_fails():
     assert_fails(check("11.1", LionStateInInit),
-                 "your optimizer has state before the first step(): create a parameter's state on its first update")
+                 "your optimizer has state before the first step(): "
+                 "create a parameter's state on its first update")
 
 
 def test_a_change_after_100_steps_fails_the_long_case():

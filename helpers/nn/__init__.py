@@ -1,0 +1,1 @@
+"""Reference pieces of ``torch.nn``: ``helpers.nn.utils`` mirrors ``torch.nn.utils``."""

@@ -90,6 +90,33 @@ def test_averaged_model_follows_torch_over_50_updates(dtype):
         assert torch.equal(a(x), b(x))
 
 
+def test_multi_avg_fn_is_called_once_per_device_and_dtype_like_torch():
+    """torch's own EMA, which lerps a whole list, must never meet an integer buffer."""
+    calls, model = {}, bn_model(torch.float64)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+
+    def recording(M):
+        ema = theirs.get_ema_multi_avg_fn(0.9)
+
+        def multi_avg_fn(averaged, current, n):
+            calls.setdefault(M, []).append(([t.dtype for t in averaged], n.dtype, n.item()))
+            ema(averaged, current, n)
+
+        return multi_avg_fn
+
+    pair = [M.AveragedModel(model, multi_avg_fn=recording(M), use_buffers=True)
+            for M in (ours, theirs)]
+    g = torch.Generator().manual_seed(2)
+    for _ in range(3):
+        train_step(model, optimizer, g, torch.float64)
+        for averaged in pair:
+            averaged.update_parameters(model)
+    # the same calls; in which order the groups come is torch's hash map's business
+    assert sorted(map(str, calls[ours])) == sorted(map(str, calls[theirs]))
+    assert len(calls[ours]) == 4
+    assert_equal_tensors(tensors(pair[0]), tensors(pair[1]))
+
+
 def test_swa_multi_avg_fn_refuses_integer_buffers_like_torch():
     """With use_buffers, BatchNorm's num_batches_tracked (an integer) reaches addcdiv_."""
     model = bn_model()

@@ -131,7 +131,8 @@ class AveragedModel(Module):
         device (torch.device, optional): where the copy lives.
         avg_fn (callable, optional): ``(θ̄, θ, n) -> new θ̄`` per tensor.
         multi_avg_fn (callable, optional): ``([θ̄…], [θ…], n)``, updates in place, called
-            once per (device, dtype) group. At most one of the two. Default: SWA.
+            once per (device, dtype) group (the groups' order may differ from torch's).
+            At most one of the two. Default: SWA.
         use_buffers (bool): average the buffers as well as the parameters. Default: False.
     """
 

@@ -17,6 +17,7 @@ or under ``torchrun``, which starts the processes and sets up the environment it
 
 import multiprocessing
 import os
+import pickle
 import socket
 import sys
 import traceback
@@ -45,7 +46,9 @@ def _worker(rank, world_size, port, fn, args, results):
             value = fn(rank, world_size, *args)
         finally:
             dist.destroy_process_group()
-        results.put((rank, "ok", value if rank == 0 else None))
+        # pickled here, tensors by value: the queue would share their memory with a process
+        # that is about to exit
+        results.put((rank, "ok", pickle.dumps(value if rank == 0 else None)))
     except BaseException:  # noqa: BLE001 (reported to the caller, who raises it)
         results.put((rank, "error", traceback.format_exc()))
 
@@ -78,7 +81,7 @@ def run(fn, world_size=2, *args, timeout=60):
     if errors:
         rank, text = errors[0]
         raise RuntimeError(f"rank {rank} failed:\n{text}")
-    return next(value for rank, _, value in reports if rank == 0)
+    return next(pickle.loads(value) for rank, _, value in reports if rank == 0)
 
 
 def main(argv=None):

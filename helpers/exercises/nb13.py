@@ -305,75 +305,6 @@ def _replayed(name, spec, seed, got, masters):
 
 
 # --------------------------------------------------------------------------
-# 13.4 Which rank owns which parameter
-# --------------------------------------------------------------------------
-
-
-def _partition_wrong(*, no_sort=False, ascending=False, round_robin=False, ties_last=False,
-                     by_count=False):
-    def wrong(sizes, world_size):
-        if round_robin:
-            return [i % world_size for i in range(len(sizes))]
-        order = list(range(len(sizes)))
-        if not no_sort:
-            order.sort(key=lambda i: sizes[i] if ascending else -sizes[i])
-        owners, load = [0] * len(sizes), [0] * world_size
-        for i in order:
-            least = min(load)
-            rank = max(r for r in range(world_size) if load[r] == least) if ties_last \
-                else load.index(least)
-            owners[i] = rank
-            load[rank] += 1 if by_count else sizes[i]
-        return owners
-    return wrong
-
-
-PARTITION_MISTAKES = {
-    "you assigned the parameters in their own order; torch takes them largest first "
-    "(sorted by size, descending)": _partition_wrong(no_sort=True),
-    "you sorted smallest first; torch takes the largest first": _partition_wrong(ascending=True),
-    "round robin (i % world_size) ignores the sizes: give each parameter, largest first, to "
-    "the rank with the fewest elements so far": _partition_wrong(round_robin=True),
-    "on a tie the lowest rank wins (load.index(min(load)))": _partition_wrong(ties_last=True),
-    "you balanced the number of parameters; balance their sizes (elements)":
-        _partition_wrong(by_count=True),
-}
-
-
-def _partition_cases():
-    cases = {  # the first case tells every mistake below from the others
-        "sizes [7, 1, 5, 9, 8], 3 ranks": ([7, 1, 5, 9, 8], 3),
-        "sizes [10, 40, 30, 20], 2 ranks": ([10, 40, 30, 20], 2),
-        "equal sizes [5, 5, 5, 5, 5], 2 ranks": ([5, 5, 5, 5, 5], 2),
-        "the MLP's [4096, 64, 640, 10], 2 ranks": ([4096, 64, 640, 10], 2),
-        "[100, 1, 1, 1], 3 ranks": ([100, 1, 1, 1], 3),
-        "[3, 9, 9, 2, 7, 7, 1], 3 ranks": ([3, 9, 9, 2, 7, 7, 1], 3),
-        "more ranks than parameters: [7, 3], 4 ranks": ([7, 3], 4),
-    }
-    if hidden_pass():
-        generator = torch.Generator().manual_seed(13)
-        for n, world_size in ((9, 2), (12, 3), (20, 5)):
-            sizes = torch.randint(1, 50, (n,), generator=generator).tolist()
-            cases[f"hidden: {n} random sizes, {world_size} ranks"] = (sizes, world_size)
-    return cases
-
-
-@exercise("13.4", "Which rank owns which parameter", reference=partition,
-          library=[partition, TorchZeRO, ZeroRedundancyOptimizer], hints=[
-    ("Greedy: go through the parameters from the largest to the smallest and give each to the "
-     "rank that owns the fewest elements so far. Return one owner rank per parameter, in the "
-     "parameters' own order."),
-    ("order = sorted(range(len(sizes)), key=lambda i: -sizes[i]) (a stable sort: equal sizes "
-     "keep their order); load = [0] * world_size; on a tie, the lowest rank."),
-    ("owners = [0] * len(sizes); for i in order: rank = load.index(min(load)); owners[i] = rank; "
-     "load[rank] += sizes[i]; return owners."),
-])
-def check_partition(candidate):
-    return compare_function(candidate, partition, _partition_cases(), mistakes=PARTITION_MISTAKES,
-                            what="owner ranks")
-
-
-# --------------------------------------------------------------------------
 # The simulated world the distributed exercises run in
 # --------------------------------------------------------------------------
 
@@ -495,6 +426,75 @@ def _grad_replay(seen):
 def _same_world(a, b):
     return all((x is None and y is None) or (x is not None and y is not None and torch.equal(x, y))
                for ra, rb in zip(a, b) for part in (0, 1) for x, y in zip(ra[part], rb[part]))
+
+
+# --------------------------------------------------------------------------
+# 13.4 Which rank owns which parameter
+# --------------------------------------------------------------------------
+
+
+def _partition_wrong(*, no_sort=False, ascending=False, round_robin=False, ties_last=False,
+                     by_count=False):
+    def wrong(sizes, world_size):
+        if round_robin:
+            return [i % world_size for i in range(len(sizes))]
+        order = list(range(len(sizes)))
+        if not no_sort:
+            order.sort(key=lambda i: sizes[i] if ascending else -sizes[i])
+        owners, load = [0] * len(sizes), [0] * world_size
+        for i in order:
+            least = min(load)
+            rank = max(r for r in range(world_size) if load[r] == least) if ties_last \
+                else load.index(least)
+            owners[i] = rank
+            load[rank] += 1 if by_count else sizes[i]
+        return owners
+    return wrong
+
+
+PARTITION_MISTAKES = {
+    "you assigned the parameters in their own order; torch takes them largest first "
+    "(sorted by size, descending)": _partition_wrong(no_sort=True),
+    "you sorted smallest first; torch takes the largest first": _partition_wrong(ascending=True),
+    "round robin (i % world_size) ignores the sizes: give each parameter, largest first, to "
+    "the rank with the fewest elements so far": _partition_wrong(round_robin=True),
+    "on a tie the lowest rank wins (load.index(min(load)))": _partition_wrong(ties_last=True),
+    "you balanced the number of parameters; balance their sizes (elements)":
+        _partition_wrong(by_count=True),
+}
+
+
+def _partition_cases():
+    cases = {  # the first case tells every mistake below from the others
+        "sizes [7, 1, 5, 9, 8], 3 ranks": ([7, 1, 5, 9, 8], 3),
+        "sizes [10, 40, 30, 20], 2 ranks": ([10, 40, 30, 20], 2),
+        "equal sizes [5, 5, 5, 5, 5], 2 ranks": ([5, 5, 5, 5, 5], 2),
+        "the MLP's [4096, 64, 640, 10], 2 ranks": ([4096, 64, 640, 10], 2),
+        "[100, 1, 1, 1], 3 ranks": ([100, 1, 1, 1], 3),
+        "[3, 9, 9, 2, 7, 7, 1], 3 ranks": ([3, 9, 9, 2, 7, 7, 1], 3),
+        "more ranks than parameters: [7, 3], 4 ranks": ([7, 3], 4),
+    }
+    if hidden_pass():
+        generator = torch.Generator().manual_seed(13)
+        for n, world_size in ((9, 2), (12, 3), (20, 5)):
+            sizes = torch.randint(1, 50, (n,), generator=generator).tolist()
+            cases[f"hidden: {n} random sizes, {world_size} ranks"] = (sizes, world_size)
+    return cases
+
+
+@exercise("13.4", "Which rank owns which parameter", reference=partition,
+          library=[partition, TorchZeRO, ZeroRedundancyOptimizer], hints=[
+    ("Greedy: go through the parameters from the largest to the smallest and give each to the "
+     "rank that owns the fewest elements so far. Return one owner rank per parameter, in the "
+     "parameters' own order."),
+    ("order = sorted(range(len(sizes)), key=lambda i: -sizes[i]) (a stable sort: equal sizes "
+     "keep their order); load = [0] * world_size; on a tie, the lowest rank."),
+    ("owners = [0] * len(sizes); for i in order: rank = load.index(min(load)); owners[i] = rank; "
+     "load[rank] += sizes[i]; return owners."),
+])
+def check_partition(candidate):
+    return compare_function(candidate, partition, _partition_cases(), mistakes=PARTITION_MISTAKES,
+                            what="owner ranks")
 
 
 # --------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 manual all-reduce equal to DDP, ZeRO-1 equal to unsharded Adam and to torch's
 ZeroRedundancyOptimizer, bit for bit), and the simulated world against the real collectives."""
 
+import os
+
 import pytest
 import torch
 import torch.distributed as dist
@@ -148,3 +150,14 @@ def test_free_ports_are_free():
 def test_partition_by_hand(sizes, world_size, owners):
     assert partition(sizes, world_size) == owners
 
+
+
+def _dies(rank, world_size):
+    if rank == 1:
+        os._exit(3)
+    return "fine"
+
+
+def test_a_rank_that_dies_without_a_result_is_reported_at_once():
+    with pytest.raises(RuntimeError, match=r"rank 1 exited \(code 3\) without a result"):
+        run(_dies, 2, timeout=30)

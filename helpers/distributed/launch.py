@@ -18,8 +18,10 @@ or under ``torchrun``, which starts the processes and sets up the environment it
 import multiprocessing
 import os
 import pickle
+import queue
 import socket
 import sys
+import time
 import traceback
 import warnings
 
@@ -61,7 +63,14 @@ def start_method():
 
 def run(fn, world_size=2, *args, timeout=60):
     """Run ``fn(rank, world_size, *args)`` on ``world_size`` gloo processes; rank 0's result."""
-    context = multiprocessing.get_context(start_method())
+    method = start_method()
+    if method == "spawn":
+        try:
+            pickle.dumps((fn, args))
+        except Exception as error:
+            raise TypeError(f"this platform starts processes by spawn, so {fn!r} and its arguments "
+                            "must be importable (defined in a module, not in a notebook)") from error
+    context = multiprocessing.get_context(method)
     results = context.Queue()
     port = free_port()
     processes = [context.Process(target=_worker, args=(rank, world_size, port, fn, args, results))
@@ -71,7 +80,7 @@ def run(fn, world_size=2, *args, timeout=60):
         for p in processes:
             p.start()
     try:
-        reports = [results.get(timeout=timeout) for _ in processes]
+        reports = _collect(results, processes, timeout)
     finally:
         for p in processes:
             p.join(timeout=5)
@@ -82,6 +91,24 @@ def run(fn, world_size=2, *args, timeout=60):
         rank, text = errors[0]
         raise RuntimeError(f"rank {rank} failed:\n{text}")
     return next(pickle.loads(value) for rank, _, value in reports if rank == 0)
+
+
+def _collect(results, processes, timeout):
+    """Every rank's report; a rank that dies without one (or a timeout) raises at once."""
+    reports, deadline = [], time.monotonic() + timeout
+    while len(reports) < len(processes):
+        try:
+            reports.append(results.get(timeout=0.1))
+        except queue.Empty:
+            reported = {rank for rank, _, _ in reports}
+            dead = [rank for rank, p in enumerate(processes)
+                    if rank not in reported and p.exitcode is not None]
+            if dead:
+                raise RuntimeError(f"rank {dead[0]} exited (code {processes[dead[0]].exitcode}) "
+                                   "without a result") from None
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no result from every rank after {timeout} s") from None
+    return reports
 
 
 def main(argv=None):

@@ -16,7 +16,7 @@ from helpers.distributed.optim import ZeroRedundancyOptimizer, partition
 from helpers.distributed.workers import average_gradients
 from helpers.exercises import nb13
 from helpers.mixed_precision import MasterWeights
-from helpers.optim.memory import bytes_per_parameter
+from helpers.optim.memory import bytes_per_parameter, state_bytes
 
 REFERENCES = {"13.1": bytes_per_parameter, "13.2": MasterWeights, "13.3": average_gradients,
               "13.4": partition, "13.5": nb13.ZeRO1}
@@ -273,7 +273,12 @@ def test_calling_the_library_is_refused():
     class Sub(ZeroRedundancyOptimizer):
         pass
 
+    def measured(optimizer):
+        return state_bytes(optimizer) / sum(p.numel() for g in optimizer.param_groups
+                                            for p in g["params"])
+
     assert "calls" in assert_fails(check("13.4", delegating))
+    assert "calls" in assert_fails(check("13.1", measured))
     assert_fails(check("13.5", Sub))
 
 

@@ -21,7 +21,7 @@ from helpers.distributed.simulated import SimulatedWorld
 from helpers.distributed.workers import average_gradients
 from helpers.mixed_precision import MasterWeights
 from helpers.optim import SGD, Adafactor, Adam, Lion
-from helpers.optim.memory import bytes_per_parameter
+from helpers.optim.memory import bytes_per_parameter, parameter_count, state_bytes
 
 
 def _switches(base, **mistake):
@@ -112,7 +112,7 @@ def _bytes_cases():
 
 
 @exercise("13.1", "Bytes of optimizer state per parameter", reference=bytes_per_parameter,
-          library=[bytes_per_parameter], hints=[
+          library=[bytes_per_parameter, state_bytes, parameter_count], hints=[
     ("optimizer.state_dict()['state'] maps each parameter's index to a dict of its state: "
      "tensors (moments, buffers, step counters) and sometimes None or numbers. Add up the bytes "
      "of the tensors, then divide by the number of parameter elements."),

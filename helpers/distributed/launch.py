@@ -5,7 +5,9 @@ initializes ``torch.distributed`` (gloo, a free TCP port chosen at run time), ca
 ``fn(rank, world_size, *args)``, and rank 0's return value comes back to the caller through a
 queue (never through the workers' stdout). Processes are forked where the platform allows it
 (Linux): the child inherits an interpreter that has already imported torch, so a start costs
-milliseconds instead of seconds, and it sees the functions defined in a notebook. With spawn
+milliseconds instead of seconds, and it sees the functions defined in a notebook. (Forking a
+process that has threads, as a Jupyter kernel does, is safe here: the child runs on the forking
+thread only, with one torch thread, and never writes to the parent's streams.) With spawn
 (macOS, Windows) ``fn`` must be importable, e.g. from ``helpers.distributed.workers``.
 
 From a shell, a worker of ``helpers.distributed.workers`` runs on two processes started here,
@@ -56,7 +58,7 @@ def _worker(rank, world_size, port, fn, args, results):
 
 
 def start_method():
-    """"fork" where the platform offers it, else "spawn"."""
+    """The start method: fork on Linux, else spawn."""
     return "fork" if "fork" in multiprocessing.get_all_start_methods() and sys.platform == "linux" \
         else "spawn"
 

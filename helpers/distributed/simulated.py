@@ -34,7 +34,7 @@ class SimulatedWorld:
         self.world_size = world_size
         self._lock = threading.Condition()
         self._posts = {}  # collective number -> {rank: (description, payload)}
-        self._results = {}  # collective number -> {rank: result}
+        self._results = {}  # collective number -> [each rank's result], or a CollectiveError
         self._finished = {}  # rank -> how its function ended ("returned" / "raised …")
         self._cancelled = False
 

@@ -615,7 +615,7 @@ def check_zero1(candidate):
     if hidden_pass():
         cases += [("hidden: 4 ranks, Adam, amsgrad", 4, torch.optim.Adam,
                    {"lr": 0.02, "amsgrad": True}, 8, 5),
-                  ("hidden: 3 ranks, AdamW, 150 steps", 3, torch.optim.AdamW, {"lr": 0.01}, 150, 6)]
+                  ("hidden: 3 ranks, AdamW, 100 steps", 3, torch.optim.AdamW, {"lr": 0.01}, 100, 6)]
     seen = []
     for name, world_size, optimizer_class, settings, steps, seed in cases:
         with outside_candidate():

@@ -249,7 +249,7 @@ def _master_run(cls, name, optimizer_class, settings, steps, no_grad, lr_change,
      "self.optimizer.step(); p.copy_(master)."),
 ])
 def check_master_weights(candidate):
-    seeds = [0, 7] if hidden_pass() else [0]
+    seeds = [7] if hidden_pass() else [0]  # the grader: other parameters and gradients
     for seed in seeds:
         for spec in MASTER_CASES:
             name = spec[0] + (f", seed {seed}" if seed else "")

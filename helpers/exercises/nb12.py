@@ -85,6 +85,13 @@ def _expect_few_calls(cls, settings, label, fused, kind):
     return f"one step is {len(few)} kernel calls with 3 parameters and with 24"
 
 
+def _with_foreach(cls):
+    """``cls`` with foreach=True: the library's multi-tensor step, which use() hands on."""
+    def __init__(self, params, *args, **kwargs):
+        cls.__init__(self, params, *args, foreach=True, **kwargs)
+    return type(f"Foreach{cls.__name__}", (cls,), {"__init__": __init__, "__doc__": cls.__doc__})
+
+
 # --------------------------------------------------------------------------
 # 12.1 The bytes of a step
 # --------------------------------------------------------------------------
@@ -334,7 +341,8 @@ SGD_LIBRARY = [torch.optim.SGD, _torch_sgd.sgd, _torch_sgd._multi_tensor_sgd,
                helpers.optim.SGD, _sgd._multi_tensor_sgd, _flat.FlatSGD]
 
 
-@exercise("12.2", "Multi-tensor SGD with momentum", reference=helpers.optim.SGD, library=SGD_LIBRARY,
+@exercise("12.2", "Multi-tensor SGD with momentum", reference=_with_foreach(helpers.optim.SGD),
+          library=SGD_LIBRARY,
           hints=[
     ("Work on lists: params = the group's parameters with a gradient, grads = their .grad. "
      "g ← −g (maximize) is torch._foreach_neg(grads); g ← g + λ·θ is torch._foreach_add(grads, "
@@ -461,7 +469,8 @@ ADAM_LIBRARY = [torch.optim.Adam, torch.optim.AdamW, _torch_adam.adam, _torch_ad
                 _adam._multi_tensor_adam, _flat.FlatAdam]
 
 
-@exercise("12.3", "Multi-tensor Adam", reference=helpers.optim.Adam, library=ADAM_LIBRARY, hints=[
+@exercise("12.3", "Multi-tensor Adam", reference=_with_foreach(helpers.optim.Adam), library=ADAM_LIBRARY,
+          hints=[
     ("State first, as the loop does: for a parameter with an empty state, state['step'] = "
      "torch.tensor(0.0) and zeros for exp_avg, exp_avg_sq (and max_exp_avg_sq with amsgrad). Then "
      "lists: steps, m, v, grads. torch._foreach_add_(steps, 1) counts the step for all of them."),
@@ -680,7 +689,7 @@ def _expect_one_buffer(candidate, label):
     return "parameters, gradients and moments are consecutive views of one buffer per group"
 
 
-@exercise("12.5", "A flat Adam", reference=helpers.optim.Adam, library=[_flat.FlatAdam, _flat.FlatAdamW],
+@exercise("12.5", "A flat Adam", reference=_flat.FlatAdam, library=[_flat.FlatAdamW],
           hints=[
     ("pack(group), once per group: buffers['param'] = flatten_(params); the gradients too (p.grad = "
      "its view); zeros for exp_avg and exp_avg_sq, whose views go into state[p][key]; one "

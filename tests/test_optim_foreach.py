@@ -41,8 +41,8 @@ def foreach(cls):
 
 @pytest.mark.parametrize(("options", "dtype"), cases(ADAM_OPTIONS), ids=str)
 def test_foreach_adam_matches_torchs_foreach_and_fused(options, dtype):
-    compare(foreach(ours.Adam), foreach(torch.optim.Adam), dtype, ADAM_GROUPS, **options)
-    compare(foreach(ours.Adam), partial(torch.optim.Adam, fused=True), dtype, ADAM_GROUPS,
+    compare(foreach(ours.Adam), foreach(torch.optim.Adam), dtype, ADAM_GROUPS, steps=25, **options)
+    compare(foreach(ours.Adam), partial(torch.optim.Adam, fused=True), dtype, ADAM_GROUPS, steps=25,
             tol=FUSED_TOL[dtype], **options)
 
 
@@ -55,8 +55,8 @@ def test_foreach_adamw_matches_torch(options):
 
 @pytest.mark.parametrize(("options", "dtype"), cases(SGD_OPTIONS), ids=str)
 def test_foreach_sgd_matches_torchs_foreach_and_fused(options, dtype):
-    compare(foreach(ours.SGD), foreach(torch.optim.SGD), dtype, SGD_GROUPS, **options)
-    compare(foreach(ours.SGD), partial(torch.optim.SGD, fused=True), dtype, SGD_GROUPS,
+    compare(foreach(ours.SGD), foreach(torch.optim.SGD), dtype, SGD_GROUPS, steps=25, **options)
+    compare(foreach(ours.SGD), partial(torch.optim.SGD, fused=True), dtype, SGD_GROUPS, steps=25,
             tol=FUSED_TOL[dtype], **options)
 
 

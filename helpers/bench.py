@@ -134,13 +134,13 @@ def benchmark(shapes, *, repeats=5, compiled=True):
 
 
 RECORDED_NOTE = ("python -m helpers.bench --repeats 9 on the course's machine: 2 cores shared with other "
-                 "jobs (load average 8), one thread; 76 float32 tensors, 13.9 M numbers; bandwidth: "
-                 "copy 4.0 GB/s, add_ 10.3 GB/s")
+                 "jobs (load average 5-6), one thread; 76 float32 tensors, 13.9 M numbers; bandwidth: "
+                 "copy 2.9 GB/s, add_ 14.2 GB/s")
 RECORDED = {  # seconds per step (median of 9), from that run
-    "SGD-momentum": {"per-parameter": 0.16428, "foreach": 0.13194, "flat": 0.07473, "fused": 0.04315,
-                     "compiled": 0.06918, "roofline": 0.02710},
-    "Adam": {"per-parameter": 0.51949, "foreach": 0.47073, "flat": 0.44999, "fused": 0.08804,
-             "compiled": 0.22212, "roofline": 0.03794},
+    "SGD-momentum": {"per-parameter": 0.06328, "foreach": 0.07541, "flat": 0.07543, "fused": 0.04484,
+                     "compiled": 0.03278, "roofline": 0.01960},
+    "Adam": {"per-parameter": 0.18379, "foreach": 0.12722, "flat": 0.19355, "fused": 0.04485,
+             "compiled": 0.04793, "roofline": 0.02744},
 }
 
 

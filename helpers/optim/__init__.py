@@ -3,8 +3,10 @@
 Each class lives in its own module and reads like the math: a docstring with
 the update rule, then one plain loop over the parameters. Same names,
 arguments, defaults, state keys and numbers as ``torch.optim`` (Schedule-Free:
-as the ``schedulefree`` package). ``swa_utils`` is a submodule, as in torch:
-weight averaging (SWA, EMA), ``SWALR`` and ``update_bn``.
+as the ``schedulefree`` package). ``SGD``, ``Adam`` and ``AdamW`` also take
+``foreach=True``, torch's multi-tensor step; ``helpers.optim.flat`` steps each param
+group as one flat buffer (``FlatSGD``, ``FlatAdam``, ``FlatAdamW``). ``swa_utils`` is a
+submodule, as in torch: weight averaging (SWA, EMA), ``SWALR`` and ``update_bn``.
 """
 
 from .adadelta import Adadelta

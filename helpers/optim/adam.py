@@ -1,4 +1,9 @@
-"""Adam and AdamW: bias-corrected moving averages of the gradient and its square."""
+"""Adam and AdamW: bias-corrected moving averages of the gradient and its square.
+
+``step`` is the per-parameter loop, the readable reference. With ``foreach=True`` a
+param group goes through :func:`_multi_tensor_adam` instead, as in torch: the same
+update on lists of tensors, a few ``torch._foreach_*`` calls for the whole group.
+"""
 
 import torch
 
@@ -32,6 +37,9 @@ class Adam(torch.optim.Optimizer):
         eps (float): ε added to the denominator for numerical stability (default 1e-8).
         weight_decay (float): weight decay λ (default 0).
         amsgrad (bool): use the running maximum v̂ of v (default False).
+        foreach (bool | None): step each param group with a few multi-tensor
+            ``torch._foreach_*`` calls (:func:`_multi_tensor_adam`) instead of the loop;
+            None (default) takes the loop, as torch does on CPU.
         maximize (bool): maximize the objective instead of minimizing (default False).
         decoupled_weight_decay (bool): shrink θ directly instead of adding λ·θ to the
             gradient, which makes this AdamW (default False).
@@ -46,6 +54,7 @@ class Adam(torch.optim.Optimizer):
         weight_decay=0,
         amsgrad=False,
         *,
+        foreach=None,
         maximize=False,
         decoupled_weight_decay=False,
     ):
@@ -59,9 +68,15 @@ class Adam(torch.optim.Optimizer):
             "weight_decay": weight_decay,
             "amsgrad": amsgrad,
             "maximize": maximize,
+            "foreach": foreach,
             "decoupled_weight_decay": decoupled_weight_decay,
         }
         super().__init__(params, defaults)
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        for group in self.param_groups:  # a state_dict saved before `foreach` existed
+            group.setdefault("foreach", None)
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -72,6 +87,9 @@ class Adam(torch.optim.Optimizer):
                 loss = closure()
 
         for group in self.param_groups:
+            if group.get("foreach"):
+                self._foreach_step(group)
+                continue
             lr, (beta1, beta2), wd = group["lr"], group["betas"], group["weight_decay"]
             for p in group["params"]:
                 if p.grad is None:
@@ -99,6 +117,62 @@ class Adam(torch.optim.Optimizer):
                 p.addcdiv_(m, denom, value=-lr / (1 - beta1**t))
         return loss
 
+    def _foreach_step(self, group):
+        """One multi-tensor step of the group's parameters that have a gradient."""
+        params = [p for p in group["params"] if p.grad is not None]
+        for p in params:
+            state = self.state[p]
+            if not state:
+                state["step"] = torch.tensor(0.0)
+                state["exp_avg"] = torch.zeros_like(p)
+                state["exp_avg_sq"] = torch.zeros_like(p)
+                if group["amsgrad"]:
+                    state["max_exp_avg_sq"] = torch.zeros_like(p)
+        states = [self.state[p] for p in params]
+        _multi_tensor_adam(
+            params,
+            [p.grad for p in params],
+            [s["exp_avg"] for s in states],
+            [s["exp_avg_sq"] for s in states],
+            [s["max_exp_avg_sq"] for s in states] if group["amsgrad"] else [],
+            [s["step"] for s in states],
+            **{k: group[k] for k in ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize",
+                                     "decoupled_weight_decay")},
+        )
+
+
+def _multi_tensor_adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, *, lr, betas,
+                       eps, weight_decay, amsgrad, maximize, decoupled_weight_decay):
+    """Adam's update of lists of tensors (torch.optim.adam._multi_tensor_adam, CPU, no capturable).
+
+    Each line is one ``torch._foreach_*`` call over the whole list: the same rule as
+    :class:`Adam`'s loop, the same numbers, but the number of calls does not grow with the
+    number of parameters. Only the bias corrections, one Python float per parameter (its
+    own step count), are computed in a loop. The gradients are left as they are.
+    """
+    if not params:
+        return
+    beta1, beta2 = betas
+    torch._foreach_add_(steps, 1)
+    if maximize:
+        grads = torch._foreach_neg(grads)
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            torch._foreach_mul_(params, 1 - lr * weight_decay)
+        else:
+            grads = torch._foreach_add(grads, params, alpha=weight_decay)
+    torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
+    torch._foreach_mul_(exp_avg_sqs, beta2)
+    torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
+    if amsgrad:
+        torch._foreach_maximum_(max_exp_avg_sqs, exp_avg_sqs)
+        exp_avg_sqs = max_exp_avg_sqs
+    counts = [t.item() for t in steps]
+    denom = torch._foreach_sqrt(exp_avg_sqs)
+    torch._foreach_div_(denom, [(1 - beta2**t) ** 0.5 for t in counts])
+    torch._foreach_add_(denom, eps)
+    torch._foreach_addcdiv_(params, exp_avgs, denom, [-lr / (1 - beta1**t) for t in counts])
+
 
 class AdamW(Adam):
     r"""AdamW, drop-in for ``torch.optim.AdamW``: :class:`Adam` with
@@ -120,11 +194,11 @@ class AdamW(Adam):
         weight_decay=1e-2,
         amsgrad=False,
         *,
+        foreach=None,
         maximize=False,
     ):
-        super().__init__(
-            params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize, decoupled_weight_decay=True
-        )
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach,
+                         maximize=maximize, decoupled_weight_decay=True)
 
     def __setstate__(self, state):
         super().__setstate__(state)

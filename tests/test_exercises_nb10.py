@@ -17,9 +17,9 @@ from helpers.exercises import nb10
 from helpers.nn import utils as ours
 
 REFERENCES = {"10.2": recipes.warmup_cosine_lr, "10.3": ours.clip_grad_norm_, "10.4": ours.clip_grad_value_,
-              "10.5": recipes.train_accumulated, "10.6": recipes.EMA}
+              "10.5": recipes.train_accumulated, "10.6": recipes.EMA, "10.7": recipes.amp_train_step}
 MISTAKES = {"10.2": nb10.COSINE_MISTAKES, "10.3": nb10.CLIP_MISTAKES, "10.4": nb10.VALUE_MISTAKES,
-            "10.5": nb10.ACCUMULATION_MISTAKES, "10.6": nb10.EMA_MISTAKES}
+            "10.5": nb10.ACCUMULATION_MISTAKES, "10.6": nb10.EMA_MISTAKES, "10.7": nb10.AMP_MISTAKES}
 
 
 def assert_fails(result, cause=None):
@@ -133,8 +133,25 @@ class EMAWithStateDict(nn.Module):
         self.started = True
 
 
+def amp_step_with_found_inf(model, loss_fn, x, y, optimizer, scaler, scheduler, max_norm):
+    """The skip read from the scaler's record of non-finite gradients, before it steps."""
+    optimizer.zero_grad(set_to_none=False)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = loss_fn(model(x), y)
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    skipped = any(v.item() for v in scaler._found_inf_per_device(optimizer).values())
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    scaler.step(optimizer)
+    scaler.update()
+    if not skipped:
+        scheduler.step()
+    return not skipped
+
+
 @pytest.mark.parametrize(("exercise_id", "candidate"), [
-    ("10.2", warmup_cosine_by_interpolation), ("10.3", clip_by_hand), ("10.4", clip_value_by_where),
+    ("10.7", amp_step_with_found_inf), ("10.2", warmup_cosine_by_interpolation), ("10.3", clip_by_hand),
+    ("10.4", clip_value_by_where),
     ("10.5", accumulate_with_sum_loss), ("10.6", EMAWithStateDict),
 ])
 def test_correct_alternatives_pass(exercise_id, candidate):
@@ -243,8 +260,14 @@ def test_hidden_cases_catch_answers_tuned_to_the_visible_ones(monkeypatch):
         k = 2 if len(micro_batches) == 7 and len(micro_batches[-1][1]) == 13 else accumulation_steps
         return accumulate_with_sum_loss(model, loss_fn, optimizer, scheduler, micro_batches, k)
 
-    tuned = {"10.2": cosine_wrong_for_w3, "10.3": clip_wrong_for_p25, "10.6": EMAWrongForDecay06,
-             "10.5": accumulation_wrong_for_seed5}
+    def amp_wrong_for_three_broken(model, loss_fn, x, y, optimizer, scaler, scheduler, max_norm):
+        counts = optimizer.__dict__.setdefault("calls", [0])
+        counts[0] += 1
+        return amp_step_with_found_inf(model, loss_fn, x, y, optimizer, scaler, scheduler,
+                                       max_norm * (2 if counts[0] == 9 else 1))
+
+    tuned = {"10.7": amp_wrong_for_three_broken, "10.2": cosine_wrong_for_w3, "10.3": clip_wrong_for_p25,
+             "10.6": EMAWrongForDecay06, "10.5": accumulation_wrong_for_seed5}
     for exercise_id, candidate in tuned.items():
         assert check(exercise_id, candidate).passed
     monkeypatch.setenv("STEPWISE_GRADING", "1")
@@ -262,6 +285,7 @@ def test_hidden_cases_catch_answers_tuned_to_the_visible_ones(monkeypatch):
     ("10.3", ours.clip_grad_norm_), ("10.4", torch.nn.utils.clip_grad_value_),
     ("10.4", ours.clip_grad_value_),
     ("10.5", recipes.train_accumulated), ("10.6", recipes.EMA), ("10.6", torch.optim.swa_utils.AveragedModel),
+    ("10.7", recipes.amp_train_step),
 ])
 def test_the_library_is_refused(exercise_id, library):
     assert "the exercise is to write it yourself" in assert_fails(check(exercise_id, library))

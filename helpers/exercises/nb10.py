@@ -856,3 +856,153 @@ def check_ema(candidate):
             "150 steps with sparse updates): after every update the averaged weights and float buffers of "
             "AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay)), the live model untouched")
 
+
+
+# --------------------------------------------------------------------------
+# 10.7 — mixed precision: the scheduler stepped only when the optimizer stepped
+# --------------------------------------------------------------------------
+
+
+class _AmpCase:
+    def __init__(self, name, steps, broken, max_norm, *, growth_interval=1000, seed=0, lr=0.1):
+        self.name, self.steps, self.broken, self.max_norm = name, steps, frozenset(broken), max_norm
+        self.growth_interval, self.seed, self.lr = growth_interval, seed, lr
+
+    @property
+    def label(self):
+        return (f"{self.name}: {self.steps} steps, an inf in the batch of steps {sorted(self.broken)}, "
+                f"max_norm={self.max_norm}, GradScaler(growth_interval={self.growth_interval})")
+
+
+AMP_CASES = (
+    _AmpCase("a broken batch at steps 1 and 4", 6, (1, 4), 0.5),
+    _AmpCase("the scale doubles after every 3 good steps", 8, (5,), 0.5, growth_interval=3, seed=1),
+    _AmpCase("clipping at max_norm=0.05 acts on every step", 5, (2,), 0.05, seed=2, lr=0.5),
+)
+HIDDEN_AMP_CASES = (
+    _AmpCase("hidden: broken batches at steps 2, 3 and 7, growth every 2 steps", 9, (2, 3, 7), 0.2,
+             growth_interval=2, seed=4),
+)
+
+
+def _amp_run(fn, c, label=None):
+    """Per step: the returned value, the weights, the scale, the scheduler's steps and the lr."""
+    x_all, y_all = _task()
+    model = mlp(seed=c.seed, hidden=16)
+    optimizer = torch.optim.SGD(model.parameters(), lr=c.lr, momentum=0.5)
+    scheduler = S.StepLR(optimizer, step_size=1, gamma=0.8)
+    scaler = torch.amp.GradScaler("cpu", growth_interval=c.growth_interval)
+    rows, loss_fn = [], nn.functional.cross_entropy
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the scheduler-before-optimizer warning a wrong answer triggers
+        for step in range(1, c.steps + 1):
+            x = x_all[16 * step:16 * step + 16].float()
+            if step in c.broken:
+                x[0, 0] = math.inf
+            y = y_all[16 * step:16 * step + 16]
+            with case(label):
+                stepped = fn(model, loss_fn, x, y, optimizer, scaler, scheduler, c.max_norm)
+            rows.append({"returned": stepped, "weights": [p.detach().clone() for p in model.parameters()],
+                         "scale": scaler.get_scale(), "scheduler steps": scheduler.last_epoch,
+                         "lr": optimizer.param_groups[0]["lr"]})
+    return rows
+
+
+def _compare_amp(label, expected, got):
+    for step, (e, g) in enumerate(zip(expected, got), start=1):
+        if not isinstance(g["returned"], bool):
+            raise Mismatch(label, e["returned"], g["returned"], step=step,
+                           cause="return True if the optimizer stepped, False if the scaler skipped the step")
+        if g["returned"] != e["returned"]:
+            raise Mismatch(label, e["returned"], g["returned"], step=step,
+                           detail="the returned value: did the optimizer step?")
+        expect_close(label, e["weights"], g["weights"], step=step, what="the weights after the step")
+        expect_close(label, e["scale"], g["scale"], step=step, what="scaler.get_scale() after the step")
+        expect_close(label, float(e["scheduler steps"]), float(g["scheduler steps"]), step=step,
+                     what="the scheduler's steps so far (scheduler.last_epoch)")
+
+
+def _same_amp(a, b):
+    try:
+        _compare_amp("", a, b)
+    except Mismatch:
+        return False
+    return True
+
+
+def _amp_wrong(*, always=False, changed=False, clip_scaled=False, no_clip=False, no_zero_grad=False,
+               step_value=False):
+    def wrong(model, loss_fn, x, y, optimizer, scaler, scheduler, max_norm):
+        if not no_zero_grad:
+            optimizer.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = loss_fn(model(x), y)
+        scaler.scale(loss).backward()
+        if clip_scaled and not no_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+        scaler.unscale_(optimizer)
+        if not clip_scaled and not no_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+        scale = scaler.get_scale()
+        answer = scaler.step(optimizer)
+        scaler.update()
+        if step_value:
+            stepped = answer is not None
+        else:
+            stepped = scaler.get_scale() == scale if changed else scaler.get_scale() >= scale
+        if stepped or always:
+            scheduler.step()
+        return stepped
+    return wrong
+
+
+AMP_MISTAKES = {
+    "the scheduler steps on every call, also when the scaler skipped the optimizer's step: the lr decays "
+    "for updates that never happened. Step it only when the scale did not drop":
+        _amp_wrong(always=True),
+    "you took a changed scale for a skipped step: the scale also grows (×2 after growth_interval good "
+    "steps). Only a skipped step lowers it: stepped = scaler.get_scale() >= the scale before update()":
+        _amp_wrong(changed=True),
+    "you clipped the scaled gradients: call scaler.unscale_(optimizer) first, then clip_grad_norm_, "
+    "otherwise max_norm applies to gradients S times too large":
+        _amp_wrong(clip_scaled=True),
+    "the gradients are not clipped: torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm) after "
+    "unscale_, before scaler.step":
+        _amp_wrong(no_clip=True),
+    "the gradients are never zeroed: they add up over the steps (and a skipped step's NaN gradients stay). "
+    "optimizer.zero_grad() at the start":
+        _amp_wrong(no_zero_grad=True),
+    "scaler.step(optimizer) returns what optimizer.step() returns (None without a closure), whether the "
+    "step was taken or skipped: it cannot tell you. Compare the scale before and after scaler.update()":
+        _amp_wrong(step_value=True),
+}
+
+
+@exercise("10.7", "Step the scheduler only when the optimizer stepped", reference=recipes.amp_train_step,
+          library=[recipes.amp_train_step], hints=[
+    "The order: optimizer.zero_grad(); forward and loss inside torch.autocast(\"cpu\", "
+    "dtype=torch.bfloat16); scaler.scale(loss).backward(); scaler.unscale_(optimizer); clip; "
+    "scaler.step(optimizer); scaler.update().",
+    "When a step is skipped, scaler.update() multiplies the scale by backoff_factor (0.5); otherwise it "
+    "keeps it or grows it. So remember scale = scaler.get_scale() before update() and compare after.",
+    "scale = scaler.get_scale(); scaler.step(optimizer); scaler.update(); stepped = scaler.get_scale() >= "
+    "scale; if stepped: scheduler.step(); return stepped",
+])
+def check_amp_train_step(candidate):
+    cases = AMP_CASES + (HIDDEN_AMP_CASES if hidden_pass() else ())
+    seen = []
+    for c in cases:
+        with outside_candidate():
+            expected = _amp_run(recipes.amp_train_step, c)
+            got = _amp_run(candidate, c, c.label)  # the candidate runs inside case(), watched
+        seen.append((c, got))
+        try:
+            _compare_amp(c.label, expected, got)
+        except Mismatch as mismatch:
+            if mismatch.cause is None:
+                mismatch.cause = _first_mistake(AMP_MISTAKES, lambda wrong: all(
+                    _same_amp(_amp_run(wrong, c_), answer) for c_, answer in seen))
+            raise
+    return (f"{len(cases)} runs (skipped steps, a growing scale, clipping that acts): at every step the "
+            "weights, the scale, the returned value and the scheduler's steps of the reference, the "
+            "scheduler stepped only when the optimizer was")

@@ -3,7 +3,8 @@
 Each class lives in its own module and reads like the math: a docstring with
 the update rule, then one plain loop over the parameters. Same names,
 arguments, defaults, state keys and numbers as ``torch.optim`` (Schedule-Free:
-as the ``schedulefree`` package).
+as the ``schedulefree`` package). ``swa_utils`` is a submodule, as in torch:
+weight averaging (SWA, EMA), ``SWALR`` and ``update_bn``.
 """
 
 from .adadelta import Adadelta
@@ -21,6 +22,7 @@ from .rmsprop import RMSprop
 from .rprop import Rprop
 from .schedulefree import AdamWScheduleFree, SGDScheduleFree
 from .sgd import SGD
+from . import swa_utils
 
 __all__ = [
     "ASGD",
@@ -40,4 +42,5 @@ __all__ = [
     "RMSprop",
     "Rprop",
     "SGDScheduleFree",
+    "swa_utils",
 ]

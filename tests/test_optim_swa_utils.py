@@ -325,7 +325,7 @@ def test_swalr_resumes_from_a_state_dict(save, load):
     for _ in range(4):
         s.step()
     second = optimizer()
-    resumed = load.SWALR(second, **kw)
+    resumed = load.SWALR(second, **{**kw, "anneal_strategy": "cos"})  # the state says linear
     second.load_state_dict(first.state_dict())
     resumed.load_state_dict(copy.deepcopy(s.state_dict()))
     got = []
@@ -333,8 +333,6 @@ def test_swalr_resumes_from_a_state_dict(save, load):
         resumed.step()
         got.append(lrs(second, resumed))
     assert got == expected[4:]
-    assert resumed.anneal_func(0.5) == theirs.SWALR(optimizer(), 0.1, anneal_strategy="linear"
-                                                    ).anneal_func(0.5)
 
 
 def test_swalr_state_dict_has_torchs_keys():

@@ -10,16 +10,18 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import recipes
+from helpers import lr_range_test, recipes
 from helpers import checking
 from helpers.checking import _exercises, check
 from helpers.exercises import nb10
 from helpers.nn import utils as ours
 
-REFERENCES = {"10.2": recipes.warmup_cosine_lr, "10.3": ours.clip_grad_norm_, "10.4": ours.clip_grad_value_,
-              "10.5": recipes.train_accumulated, "10.6": recipes.EMA, "10.7": recipes.amp_train_step}
-MISTAKES = {"10.2": nb10.COSINE_MISTAKES, "10.3": nb10.CLIP_MISTAKES, "10.4": nb10.VALUE_MISTAKES,
-            "10.5": nb10.ACCUMULATION_MISTAKES, "10.6": nb10.EMA_MISTAKES, "10.7": nb10.AMP_MISTAKES}
+REFERENCES = {"10.1": lr_range_test.lr_range_test, "10.2": recipes.warmup_cosine_lr,
+              "10.3": ours.clip_grad_norm_, "10.4": ours.clip_grad_value_, "10.5": recipes.train_accumulated,
+              "10.6": recipes.EMA, "10.7": recipes.amp_train_step}
+MISTAKES = {"10.1": nb10.RANGE_MISTAKES, "10.2": nb10.COSINE_MISTAKES, "10.3": nb10.CLIP_MISTAKES,
+            "10.4": nb10.VALUE_MISTAKES, "10.5": nb10.ACCUMULATION_MISTAKES, "10.6": nb10.EMA_MISTAKES,
+            "10.7": nb10.AMP_MISTAKES}
 
 
 def assert_fails(result, cause=None):
@@ -55,6 +57,34 @@ def test_each_mistake_fails_with_its_cause(exercise_id, cause, wrong):
 
 
 # ------------------------------------------------------------------ correct alternatives
+
+
+def range_test_with_a_scheduler(model, loss_fn, batches, optimizer, *, start_lr=1e-7, end_lr=10.0,
+                                num_steps=100, smoothing=0.98, diverge=4.0):
+    """The sweep by torch's ExponentialLR, the restore through state_dict()s, the EMA unrolled."""
+    saved_model = copy.deepcopy(model.state_dict())
+    saved_optimizer = copy.deepcopy(optimizer.state_dict())
+    lr_0 = optimizer.param_groups[0]["lr"]
+    for group in optimizer.param_groups:
+        group["lr"] *= start_lr / lr_0
+    gamma = (end_lr / start_lr) ** (1 / (num_steps - 1))
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma)
+    lrs, losses, smoothed = [], [], []
+    for i, (x, y) in enumerate(batches[:num_steps]):
+        optimizer.zero_grad()
+        loss = loss_fn(model(x), y)
+        lrs.append(optimizer.param_groups[0]["lr"])
+        losses.append(loss.item())
+        weights = [(1 - smoothing) * smoothing ** (i - j) for j in range(i + 1)]
+        smoothed.append(sum(w * v for w, v in zip(weights, losses)) / sum(weights))
+        if not math.isfinite(smoothed[-1]) or smoothed[-1] > diverge * min(smoothed):
+            break
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+    model.load_state_dict(saved_model)
+    optimizer.load_state_dict(saved_optimizer)
+    return lrs, losses, smoothed
 
 
 def warmup_cosine_by_interpolation(step, base_lr, warmup_steps, total_steps, min_lr=0.0, *, from_zero=False):
@@ -150,7 +180,8 @@ def amp_step_with_found_inf(model, loss_fn, x, y, optimizer, scaler, scheduler, 
 
 
 @pytest.mark.parametrize(("exercise_id", "candidate"), [
-    ("10.7", amp_step_with_found_inf), ("10.2", warmup_cosine_by_interpolation), ("10.3", clip_by_hand),
+    ("10.1", range_test_with_a_scheduler), ("10.7", amp_step_with_found_inf),
+    ("10.2", warmup_cosine_by_interpolation), ("10.3", clip_by_hand),
     ("10.4", clip_value_by_where),
     ("10.5", accumulate_with_sum_loss), ("10.6", EMAWithStateDict),
 ])
@@ -160,6 +191,21 @@ def test_correct_alternatives_pass(exercise_id, candidate):
 
 
 # ------------------------------------------------------------------ other wrong answers
+
+
+@pytest.mark.parametrize(("flag", "message"), [
+    ("no_restore_model", "leave the model as it found it"),
+    ("no_restore_optimizer", "leave the optimizer as it found it")])
+def test_a_range_test_that_does_not_restore_fails(flag, message):
+    assert message in assert_fails(check("10.1", nb10._range_wrong(**{flag: True})))
+
+
+def test_a_range_test_returning_tensors_is_told_to_return_floats():
+    def tensors(*args, **kwargs):
+        result = lr_range_test.lr_range_test(*args, **kwargs)
+        return list(result.lrs), [torch.tensor(v) for v in result.losses], list(result.smoothed)
+
+    assert "losses must be a list of Python floats" in assert_fails(check("10.1", tensors))
 
 
 def test_a_cosine_returning_a_tensor_is_told_to_return_a_float():
@@ -266,8 +312,14 @@ def test_hidden_cases_catch_answers_tuned_to_the_visible_ones(monkeypatch):
         return amp_step_with_found_inf(model, loss_fn, x, y, optimizer, scaler, scheduler,
                                        max_norm * (2 if counts[0] == 9 else 1))
 
-    tuned = {"10.7": amp_wrong_for_three_broken, "10.2": cosine_wrong_for_w3, "10.3": clip_wrong_for_p25,
-             "10.6": EMAWrongForDecay06, "10.5": accumulation_wrong_for_seed5}
+    def range_wrong_for_30_steps(model, loss_fn, batches, optimizer, **kwargs):
+        if kwargs["num_steps"] == 30:
+            kwargs["smoothing"] = 0.9
+        return range_test_with_a_scheduler(model, loss_fn, batches, optimizer, **kwargs)
+
+    tuned = {"10.1": range_wrong_for_30_steps, "10.7": amp_wrong_for_three_broken,
+             "10.2": cosine_wrong_for_w3, "10.3": clip_wrong_for_p25, "10.6": EMAWrongForDecay06,
+             "10.5": accumulation_wrong_for_seed5}
     for exercise_id, candidate in tuned.items():
         assert check(exercise_id, candidate).passed
     monkeypatch.setenv("STEPWISE_GRADING", "1")
@@ -281,7 +333,8 @@ def test_hidden_cases_catch_answers_tuned_to_the_visible_ones(monkeypatch):
 
 @pytest.mark.refuses_library
 @pytest.mark.parametrize(("exercise_id", "library"), [
-    ("10.2", recipes.warmup_cosine_lr), ("10.3", torch.nn.utils.clip_grad_norm_),
+    ("10.1", lr_range_test.lr_range_test), ("10.2", recipes.warmup_cosine_lr),
+    ("10.3", torch.nn.utils.clip_grad_norm_),
     ("10.3", ours.clip_grad_norm_), ("10.4", torch.nn.utils.clip_grad_value_),
     ("10.4", ours.clip_grad_value_),
     ("10.5", recipes.train_accumulated), ("10.6", recipes.EMA), ("10.6", torch.optim.swa_utils.AveragedModel),

@@ -18,10 +18,12 @@ from torch import nn
 from torch.optim import lr_scheduler as S
 from torch.optim import swa_utils
 
+from helpers import lr_range_test as _lr_range_test
 from helpers import recipes
 from helpers.checking import Mismatch, case, exercise, hidden_pass, outside_candidate
 from helpers.checking_tools import _matches, expect_close, shown_pair
 from helpers.nn import utils as ours
+from helpers.optim import swa_utils as our_swa
 from helpers.tasks import digits, mlp
 
 
@@ -36,6 +38,249 @@ def _first_mistake(mistakes, reproduces):
         except Exception:  # noqa: BLE001, S112 (a mistake that crashes reproduces nothing)
             continue
     return None
+
+
+# --------------------------------------------------------------------------
+# 10.1 — the LR range test
+# --------------------------------------------------------------------------
+
+_RANGE_DATA = None
+
+
+def _range_batches(n, size=16, offset=0):
+    global _RANGE_DATA
+    if _RANGE_DATA is None:
+        task = digits(n_train=640, n_val=1, seed=5)
+        _RANGE_DATA = task.x_train.double(), task.y_train
+    x, y = _RANGE_DATA
+    starts = [(offset + size * i) % (len(y) - size) for i in range(n)]
+    return [(x[s:s + size], y[s:s + size]) for s in starts]
+
+
+class _RangeCase:
+    def __init__(self, name, *, optimizer="SGD", groups=1, model="mlp", warm=0, seed=0, offset=0, **kwargs):
+        self.name, self.optimizer, self.groups, self.model = name, optimizer, groups, model
+        self.warm, self.seed, self.offset, self.kwargs = warm, seed, offset, kwargs
+
+    @property
+    def label(self):
+        settings = ", ".join(f"{k}={v}" for k, v in self.kwargs.items())
+        return f"{self.name}: {settings}"
+
+    def build(self):
+        """(model, optimizer, batches): the optimizer maybe with state from `warm` steps already."""
+        model = _bn_model(self.seed) if self.model == "bn" else mlp(seed=self.seed, hidden=16).double()
+        params = list(model.parameters())
+        if self.groups == 1:
+            groups = [{"params": params, "lr": 0.01}]
+        else:
+            groups = [{"params": params[:2], "lr": 0.01}, {"params": params[2:], "lr": 0.002}]
+        settings = {"momentum": 0.9} if self.optimizer == "SGD" else {}
+        optimizer = getattr(torch.optim, self.optimizer)(groups, **settings)
+        if self.model == "bn":
+            data = [(torch.randn(16, 6, generator=torch.Generator().manual_seed(self.seed + k),
+                                 dtype=torch.float64), torch.arange(16) % 3) for k in range(60)]
+        else:
+            data = _range_batches(60, offset=self.offset)
+        for x, y in data[:self.warm]:
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+        return model, optimizer, data[self.warm:]
+
+
+RANGE_CASES = (
+    _RangeCase("SGD, a short sweep that does not diverge", start_lr=1e-4, end_lr=0.1, num_steps=10),
+    _RangeCase("SGD up to lr 1000: it diverges and stops early", start_lr=1e-2, end_lr=1000.0, num_steps=24),
+    _RangeCase("no smoothing (smoothing=0), diverge=2", start_lr=1e-2, end_lr=1000.0, num_steps=20,
+               smoothing=0.0, diverge=2.0, offset=100),
+    _RangeCase("2 param groups (the second at a fifth of the first's lr), Adam with state", optimizer="Adam",
+               groups=2, warm=3, start_lr=1e-4, end_lr=10.0, num_steps=14, smoothing=0.9, seed=1),
+    _RangeCase("BatchNorm's running statistics restored too", model="bn", warm=2, start_lr=1e-2, end_lr=100.0,
+               num_steps=14, smoothing=0.8, diverge=3.0, seed=2),
+)
+HIDDEN_RANGE_CASES = (
+    _RangeCase("hidden: 2 groups, SGD with state, another seed", groups=2, warm=4, start_lr=1e-2,
+               end_lr=3000.0, num_steps=30, smoothing=0.95, diverge=2.5, seed=3, offset=37),
+)
+
+
+def _model_state(model):
+    return [t.detach().clone() for t in (*model.parameters(), *model.buffers())]
+
+
+def _range_run(fn, c, label=None):
+    model, optimizer, data = c.build()
+    before = _model_state(model), copy.deepcopy(optimizer.state_dict())
+    with case(label):
+        answer = fn(model, nn.functional.cross_entropy, data, optimizer, **c.kwargs)
+    if hasattr(answer, "lrs") and hasattr(answer, "smoothed"):
+        answer = answer.lrs, answer.losses, answer.smoothed
+    after = _model_state(model), copy.deepcopy(optimizer.state_dict())
+    return {"answer": answer, "before": before, "after": after}
+
+
+def _range_record(label, run):
+    """(lrs, losses, smoothed) as lists of floats, or a Mismatch saying what the answer should be."""
+    answer = run["answer"]
+    if not (isinstance(answer, (tuple, list)) and len(answer) == 3):
+        raise Mismatch(label, "(lrs, losses, smoothed)", type(answer).__name__,
+                       cause="return the three lists lrs, losses, smoothed (one entry per step taken)")
+    rows = []
+    for name, values in zip(("lrs", "losses", "smoothed"), answer):
+        if not isinstance(values, (list, tuple)) or not all(_is_number(v) for v in values):
+            raise Mismatch(label, "a list of floats", type(values).__name__, detail=f"the returned {name}",
+                           cause=f"{name} must be a list of Python floats (loss.item(), not the tensor)")
+        rows.append([float(v) for v in values])
+    return rows
+
+
+def _compare_range(label, expected, got):
+    e_rows, g_rows = _range_record(label, expected), _range_record(label, got)
+    for name, e, g in zip(("lrs", "losses", "smoothed"), e_rows, g_rows):
+        n = min(len(e), len(g))
+        for i in range(n):
+            expect_close(label, e[i], g[i], step=i, what=f"{name}[{i}]")
+        if len(e) != len(g):
+            stop = ("it stops after step {0}, when the smoothed loss {1:.4g} exceeds diverge × the best "
+                    "smoothed loss so far".format(len(e) - 1, e_rows[2][-1]) if len(e) < len(g)
+                    else f"it does not stop before step {len(e) - 1}")
+            raise Mismatch(label, f"{len(e)} steps", f"{len(g)} steps",
+                           detail=f"the number of {name}; {stop}")
+    (e_model, e_opt), (g_model, g_opt) = got["before"], got["after"]
+    if not all(torch.equal(a, b) for a, b in zip(e_model, g_model)):
+        raise Mismatch(label, detail="the model's parameters or buffers after the test differ from before it",
+                       cause="the range test must leave the model as it found it: save copies of the "
+                             "parameters and buffers (t.detach().clone()) before, copy_ them back afterwards")
+    where = _state_difference(e_opt, g_opt)
+    if where:
+        raise Mismatch(label, detail=f"the optimizer's state_dict after the test: {where}",
+                       cause="the range test must leave the optimizer as it found it (its state and every "
+                             "group's lr): copy.deepcopy(optimizer.state_dict()) before, load_state_dict "
+                             "after")
+
+
+def _state_difference(expected, got, where="state_dict()"):
+    if isinstance(expected, torch.Tensor):
+        return None if isinstance(got, torch.Tensor) and torch.equal(expected, got) else f"{where} differs"
+    if isinstance(expected, dict):
+        if not isinstance(got, dict) or set(expected) != set(got):
+            return f"{where} has other keys"
+        return next((d for k in expected if (d := _state_difference(expected[k], got[k], f"{where}[{k!r}]"))),
+                    None)
+    if isinstance(expected, (list, tuple)):
+        if not isinstance(got, (list, tuple)) or len(expected) != len(got):
+            return f"{where} differs"
+        return next((d for i, (a, b) in enumerate(zip(expected, got))
+                     if (d := _state_difference(a, b, f"{where}[{i}]"))), None)
+    return None if expected == got else f"{where} is {got!r:.40}, expected {expected!r:.40}"
+
+
+def _same_range(a, b):
+    try:
+        _compare_range("", a, b)
+    except Mismatch:
+        return False
+    return True
+
+
+def _range_wrong(*, no_bias_correction=False, linear=False, over_n=False, raw_stop=False, swapped=False,
+                 no_restore_model=False, no_restore_optimizer=False, same_lr=False, last_unrecorded=False):
+    """helpers.lr_range_test's loop with one mistake (batches: a list of at least num_steps)."""
+    def wrong(model, loss_fn, batches, optimizer, *, start_lr=1e-7, end_lr=10.0, num_steps=100,
+              smoothing=0.98, diverge=4.0):
+        saved = _model_state(model)
+        saved_optimizer = copy.deepcopy(optimizer.state_dict())
+        lr_0 = optimizer.param_groups[0]["lr"]
+        ratios = [1.0 if same_lr else g["lr"] / lr_0 for g in optimizer.param_groups]
+        lrs, losses, smoothed = [], [], []
+        average, best, best_raw = 0.0, math.inf, math.inf
+        for i, (x, y) in zip(range(num_steps), batches):
+            if linear:
+                lr = start_lr + (end_lr - start_lr) * i / (num_steps - 1)
+            else:
+                lr = start_lr * (end_lr / start_lr) ** (i / (num_steps if over_n else num_steps - 1))
+            for group, ratio in zip(optimizer.param_groups, ratios):
+                group["lr"] = lr * ratio
+            optimizer.zero_grad()
+            loss = loss_fn(model(x), y)
+            raw = loss.item()
+            average = ((1 - smoothing) * average + smoothing * raw if swapped
+                       else smoothing * average + (1 - smoothing) * raw)
+            s = average if no_bias_correction else average / (1 - smoothing ** (i + 1))
+            best, best_raw = min(best, s), min(best_raw, raw)
+            stop = raw > diverge * best_raw if raw_stop else s > diverge * best
+            if not (stop and last_unrecorded):
+                lrs.append(lr), losses.append(raw), smoothed.append(s)
+            if not math.isfinite(s) or stop:
+                break
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            if not no_restore_model:
+                for t, value in zip((*model.parameters(), *model.buffers()), saved):
+                    t.copy_(value)
+        if not no_restore_optimizer:
+            optimizer.load_state_dict(saved_optimizer)
+        return lrs, losses, smoothed
+    return wrong
+
+
+RANGE_MISTAKES = {
+    "the smoothed loss has no bias correction: the EMA a_i = β·a_{i−1} + (1 − β)·L_i starts at 0, so divide "
+    "by 1 − β^(i+1) (i from 0); without it the first smoothed losses are far too small":
+        _range_wrong(no_bias_correction=True),
+    "the lrs grow linearly: the test sweeps them geometrically, lr_i = start_lr·(end_lr/start_lr)^(i/"
+    "(num_steps − 1)), the same factor per step, so every decade gets as many steps":
+        _range_wrong(linear=True),
+    "the exponent is i/num_steps, so the sweep never reaches end_lr: lr_i = start_lr·(end_lr/start_lr)^(i/"
+    "(num_steps − 1)), from start_lr at i = 0 to end_lr at i = num_steps − 1":
+        _range_wrong(over_n=True),
+    "the EMA's weights are swapped: a_i = β·a_{i−1} + (1 − β)·L_i keeps β (0.98) of the average, (1 − β) of "
+    "the new loss": _range_wrong(swapped=True),
+    "you stop on the raw loss: a single noisy batch can stop the test. Stop when the *smoothed* loss exceeds "
+    "diverge × the best smoothed loss so far":
+        _range_wrong(raw_stop=True),
+    "the step that diverges is not recorded: record it (its lr, loss and smoothed loss), then stop before "
+    "its update": _range_wrong(last_unrecorded=True),
+    "every param group gets the same lr: group 0's follows the sweep and every other group keeps its ratio "
+    "to it, lr_i·lr_k/lr_0 with the lrs from before the test":
+        _range_wrong(same_lr=True),
+}
+
+
+@exercise("10.1", "The LR range test", reference=_lr_range_test.lr_range_test,
+          library=[_lr_range_test.lr_range_test], hints=[
+    "Before the loop, save copies of the model's parameters and buffers and "
+    "copy.deepcopy(optimizer.state_dict()), and every group's lr divided by group 0's. Step i = 0, 1, …: "
+    "set the lrs, train on the next batch, "
+    "record, maybe stop; after the loop, put everything back.",
+    "lr_i = start_lr·(end_lr/start_lr)^(i/(num_steps − 1)). Smoothing: a = β·a + (1 − β)·L (a = 0 before "
+    "step 0) and s = a/(1 − β^(i+1)). Record lr_i, L (loss.item()) and s; stop (before the update) when s "
+    "is not finite or s > diverge·min(s so far).",
+    "for i, (x, y) in zip(range(num_steps), batches): lr = …; for group, r in zip(optimizer.param_groups, "
+    "ratios): group['lr'] = lr * r; optimizer.zero_grad(); loss = loss_fn(model(x), y); a = smoothing * a + "
+    "(1 - smoothing) * loss.item(); s = a / (1 - smoothing ** (i + 1)); append; best = min(best, s); if not "
+    "math.isfinite(s) or s > diverge * best: break; loss.backward(); optimizer.step()",
+])
+def check_lr_range_test(candidate):
+    cases = RANGE_CASES + (HIDDEN_RANGE_CASES if hidden_pass() else ())
+    seen = []
+    for c in cases:
+        with outside_candidate():
+            expected = _range_run(_lr_range_test.lr_range_test, c)
+            got = _range_run(candidate, c, c.label)  # the candidate runs inside case(), watched
+        seen.append((c, got))
+        try:
+            _compare_range(c.label, expected, got)
+        except Mismatch as mismatch:
+            if mismatch.cause is None:
+                mismatch.cause = _first_mistake(RANGE_MISTAKES, lambda wrong: all(
+                    _same_range(_range_run(wrong, c_), answer) for c_, answer in seen))
+            raise
+    return (f"{len(cases)} tests (no divergence, an early stop, no smoothing, 2 param groups with Adam's "
+            "state, BatchNorm): every step's lr, loss and smoothed loss, where it stops, and the model and "
+            "optimizer restored exactly")
 
 
 # --------------------------------------------------------------------------
@@ -826,7 +1071,8 @@ EMA_MISTAKES = {
 
 @exercise("10.6", "An EMA of the weights", reference=recipes.EMA,
           library=[recipes.EMA, swa_utils.AveragedModel, swa_utils.get_ema_multi_avg_fn,
-                   swa_utils.get_ema_avg_fn], hints=[
+                   swa_utils.get_ema_avg_fn, our_swa.AveragedModel, our_swa.get_ema_multi_avg_fn,
+                   our_swa.get_ema_avg_fn], hints=[
     "__init__: self.module = copy.deepcopy(model), and a counter of updates, 0. update_parameters: on the "
     "first update copy the model's tensors, afterwards θ_ema ← decay·θ_ema + (1 − decay)·θ.",
     "Under torch.no_grad(), zip self.module.parameters() with model.parameters() (and the buffers too "

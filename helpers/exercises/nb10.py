@@ -20,7 +20,7 @@ from torch.optim import swa_utils
 
 from helpers import lr_range_test as _lr_range_test
 from helpers import recipes
-from helpers.checking import Mismatch, case, exercise, hidden_pass, outside_candidate
+from helpers.checking import Mismatch, case, exercise, hidden_pass, outside_candidate, untimed
 from helpers.checking_tools import _matches, expect_close, shown_pair
 from helpers.nn import utils as ours
 from helpers.optim import swa_utils as our_swa
@@ -267,16 +267,18 @@ def check_lr_range_test(candidate):
     cases = RANGE_CASES + (HIDDEN_RANGE_CASES if hidden_pass() else ())
     seen = []
     for c in cases:
-        with outside_candidate():
+        with outside_candidate(), untimed():  # the reference's time is not the candidate's
             expected = _range_run(_lr_range_test.lr_range_test, c)
+        with outside_candidate():
             got = _range_run(candidate, c, c.label)  # the candidate runs inside case(), watched
         seen.append((c, got))
         try:
             _compare_range(c.label, expected, got)
         except Mismatch as mismatch:
             if mismatch.cause is None:
-                mismatch.cause = _first_mistake(RANGE_MISTAKES, lambda wrong: all(
-                    _same_range(_range_run(wrong, c_), answer) for c_, answer in seen))
+                with untimed():  # the replays of the mistakes are the checker's time
+                    mismatch.cause = _first_mistake(RANGE_MISTAKES, lambda wrong: all(
+                        _same_range(_range_run(wrong, c_), answer) for c_, answer in seen))
             raise
     return (f"{len(cases)} tests (no divergence, an early stop, no smoothing, 2 param groups with Adam's "
             "state, BatchNorm): every step's lr, loss and smoothed loss, where it stops, and the model and "
@@ -407,7 +409,7 @@ def check_warmup_cosine_lr(candidate):
     seen = []
     for name, W, T, min_lr, lrs, from_zero in cases:
         label = f"{name}: group lrs {list(lrs)}"
-        with outside_candidate():
+        with outside_candidate(), untimed():  # the reference's time is not the candidate's
             expected = _torch_lrs(W, T, min_lr, lrs, from_zero)
         with case(label):
             got = _closed_form_lrs(candidate, W, T, min_lr, lrs, from_zero)
@@ -591,7 +593,7 @@ def check_clip_grad_norm(candidate):
     cases = NORM_CASES + (HIDDEN_NORM_CASES if hidden_pass() else ())
     seen = []
     for name, params, args, kwargs, how in cases:
-        with outside_candidate():
+        with outside_candidate(), untimed():  # the reference's time is not the candidate's
             expected = _run_clip(ours.clip_grad_norm_, params, args, kwargs, how)
         with case(name):
             got = _run_clip(candidate, params, args, kwargs, how)
@@ -601,8 +603,9 @@ def check_clip_grad_norm(candidate):
             expect_close(name, expected[0], got[0], what="the returned total norm")
         except Mismatch as mismatch:
             if mismatch.cause is None:
-                mismatch.cause = _first_mistake(CLIP_MISTAKES, lambda wrong: all(
-                    _same_clip(_run_clip(wrong, *inputs), answer) for inputs, answer in seen))
+                with untimed():  # the replays of the mistakes are the checker's time
+                    mismatch.cause = _first_mistake(CLIP_MISTAKES, lambda wrong: all(
+                        _same_clip(_run_clip(wrong, *inputs), answer) for inputs, answer in seen))
             raise
     name, params, args, kwargs, how = _NONFINITE
     with case(name):
@@ -660,6 +663,10 @@ VALUE_MISTAKES = {
 }
 
 
+def _same_grads(params, others):
+    return all(p.grad is None or _matches(p.grad, q.grad) for p, q in zip(params, others))
+
+
 def _run_value(fn, params, args, how):
     params = copy.deepcopy(params)
     before = [p.grad for p in params]
@@ -679,7 +686,7 @@ def check_clip_grad_value(candidate):
     cases = VALUE_CASES + (HIDDEN_VALUE_CASES if hidden_pass() else ())
     seen = []
     for name, params, args, how in cases:
-        with outside_candidate():
+        with outside_candidate(), untimed():  # the reference's time is not the candidate's
             expected, _ = _run_value(ours.clip_grad_value_, params, args, how)
         with case(name):
             got, before = _run_value(candidate, params, args, how)
@@ -688,9 +695,9 @@ def check_clip_grad_value(candidate):
             _expect_grads(name, expected, got, before)
         except Mismatch as mismatch:
             if mismatch.cause is None:
-                mismatch.cause = _first_mistake(VALUE_MISTAKES, lambda wrong: all(
-                    all(p.grad is None or _matches(p.grad, q.grad)
-                        for p, q in zip(_run_value(wrong, *inputs)[0], answer)) for inputs, answer in seen))
+                with untimed():  # the replays of the mistakes are the checker's time
+                    mismatch.cause = _first_mistake(VALUE_MISTAKES, lambda wrong: all(
+                        _same_grads(_run_value(wrong, *inputs)[0], answer) for inputs, answer in seen))
             raise
     return (f"{len(cases)} cases (None grads, float64, a generator, an int clip_value, a single tensor): "
             "every gradient clamped in place, as torch.nn.utils.clip_grad_value_")
@@ -902,7 +909,7 @@ def check_train_accumulated(candidate):
     cases = ACCUMULATION_CASES + (HIDDEN_ACCUMULATION_CASES if hidden_pass() else ())
     seen = []
     for c in cases:
-        with outside_candidate():
+        with outside_candidate(), untimed():  # the reference's time is not the candidate's
             expected = _big_batch_run(c)
         with outside_candidate():  # the candidate runs inside case(), watched
             got = _accumulated_run(candidate, c, c.label)
@@ -911,8 +918,9 @@ def check_train_accumulated(candidate):
             _compare_accumulation(c.label, expected, got)
         except Mismatch as mismatch:
             if mismatch.cause is None:
-                mismatch.cause = _first_mistake(ACCUMULATION_MISTAKES, lambda wrong: all(
-                    _same_accumulation(_accumulated_run(wrong, c_), answer) for c_, answer in seen))
+                with untimed():  # the replays of the mistakes are the checker's time
+                    mismatch.cause = _first_mistake(ACCUMULATION_MISTAKES, lambda wrong: all(
+                        _same_accumulation(_accumulated_run(wrong, c_), answer) for c_, answer in seen))
             raise
     return (f"{len(cases)} runs (even and uneven micro-batches, a short last group, k = 1, one step; SGD "
             "with momentum, weight decay, Adam; StepLR, LinearLR): at every optimizer step the gradient and "
@@ -1086,7 +1094,7 @@ def check_ema(candidate):
     cases = EMA_CASES + (HIDDEN_EMA_CASES if hidden_pass() else ())
     seen = []
     for c in cases:
-        with outside_candidate():
+        with outside_candidate(), untimed():  # the reference's time is not the candidate's
             expected = _ema_run(recipes.EMA, c)
         with outside_candidate():  # the candidate runs inside case(), watched
             got = _ema_run(candidate, c, c.label)
@@ -1095,8 +1103,9 @@ def check_ema(candidate):
             _compare_ema(c.label, expected, got)
         except Mismatch as mismatch:
             if mismatch.cause is None:
-                mismatch.cause = _first_mistake(EMA_MISTAKES, lambda wrong: all(
-                    _same_ema(_ema_run(wrong, c_), answer) for c_, answer in seen))
+                with untimed():  # the replays of the mistakes are the checker's time
+                    mismatch.cause = _first_mistake(EMA_MISTAKES, lambda wrong: all(
+                        _same_ema(_ema_run(wrong, c_), answer) for c_, answer in seen))
             raise
     return (f"{len(cases)} runs (first update after training and before it, buffers copied and averaged, "
             "150 steps with sparse updates): after every update the averaged weights and float buffers of "
@@ -1238,16 +1247,18 @@ def check_amp_train_step(candidate):
     cases = AMP_CASES + (HIDDEN_AMP_CASES if hidden_pass() else ())
     seen = []
     for c in cases:
-        with outside_candidate():
+        with outside_candidate(), untimed():  # the reference's time is not the candidate's
             expected = _amp_run(recipes.amp_train_step, c)
+        with outside_candidate():
             got = _amp_run(candidate, c, c.label)  # the candidate runs inside case(), watched
         seen.append((c, got))
         try:
             _compare_amp(c.label, expected, got)
         except Mismatch as mismatch:
             if mismatch.cause is None:
-                mismatch.cause = _first_mistake(AMP_MISTAKES, lambda wrong: all(
-                    _same_amp(_amp_run(wrong, c_), answer) for c_, answer in seen))
+                with untimed():  # the replays of the mistakes are the checker's time
+                    mismatch.cause = _first_mistake(AMP_MISTAKES, lambda wrong: all(
+                        _same_amp(_amp_run(wrong, c_), answer) for c_, answer in seen))
             raise
     return (f"{len(cases)} runs (skipped steps, a growing scale, clipping that acts): at every step the "
             "weights, the scale, the returned value and the scheduler's steps of the reference, the "

@@ -425,6 +425,18 @@ def _code_of(obj, candidate):
     return codes
 
 
+def _wrapper_codes(obj):
+    """The code of the decorator layers around a library function (``functools.wraps`` chains, as
+    torch's ``_no_grad`` and ``torch.no_grad()`` build): the frames between a caller and the code
+    ``_code_of`` watches."""
+    codes, fn = set(), getattr(obj, "__func__", obj)
+    while not isinstance(obj, type) and hasattr(fn, "__wrapped__"):
+        if hasattr(fn, "__code__"):
+            codes.add(fn.__code__)
+        fn = fn.__wrapped__
+    return codes
+
+
 _watch = {"profile": None, "old": None, "paused": 0, "inside": 0}  # the delegation watch of a check
 _refuse_library = True  # tests of the checkers switch it off to run the references as candidates
 
@@ -467,16 +479,19 @@ def _borrowed_method(obj, candidate):
 @contextlib.contextmanager
 def _watch_delegation(ex, candidate):
     """Record the library code the candidate's own code calls while the check runs."""
-    watched = {}
+    watched, wrappers = {}, set()
     for obj in ex.library if _refuse_library or _grading() else ():
         for code in _code_of(obj, candidate):
             watched.setdefault(code, obj)
+        wrappers |= _wrapper_codes(obj)
     called = []
     old = sys.getprofile()
 
     def profile(frame, event, arg):
         if event == "call" and frame.f_code in watched and not called:
             caller = frame.f_back
+            while caller is not None and caller.f_code in wrappers:  # a decorator's frame: look past it
+                caller = caller.f_back
             if caller is not None and _is_candidate_frame(caller.f_code.co_filename):
                 called.append(watched[frame.f_code])
         if old is not None:

@@ -561,6 +561,17 @@ def test_a_delegating_function_is_refused_and_an_own_one_passes(ex97):
 
 
 @refuses_library
+def test_a_call_through_a_decorator_is_still_delegation():
+    """torch.nn.utils.clip_grad_norm_ is wrapped by torch's _no_grad: the frame that calls the watched
+    code is the wrapper's, and the candidate's behind it."""
+    def delegating(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
+        return torch.nn.utils.clip_grad_norm_(parameters, max_norm, norm_type, error_if_nonfinite)
+
+    result = check("10.3", delegating)
+    assert "your code calls torch's own clip_grad_norm_" in str(result), str(result)
+
+
+@refuses_library
 def test_refused_answers_fail_in_grading_mode(ex97, monkeypatch):
     monkeypatch.setenv("STEPWISE_GRADING", "1")
     with pytest.raises(AssertionError, match="the exercise is to write it"):

@@ -98,6 +98,16 @@ class Grader:
         self.zygote = None  # started for the first submission that runs
         self.lock = threading.Lock()
 
+    def zygotes(self, dead):
+        """The live zygote: a new one if it is ``dead`` or has ended (a submission can kill it)."""
+        with self.lock:
+            if self.zygote is not None and (self.zygote is dead or self.zygote.process.poll() is not None):
+                self.zygote.close()
+                self.zygote = None
+            if self.zygote is None:
+                self.zygote = Zygote(self.helpers_files)
+            return self.zygote
+
     def close(self):
         if self.zygote is not None:
             self.zygote.close()
@@ -122,11 +132,8 @@ class Grader:
             why = f"this is notebook {found}, not {wanted}: wrong notebook handed in"
             return _rows_for(submission, reference, self.points, None, why), []
         exercises = [(i, expression) for i, expression, _ in reference.exercises]
-        with self.lock:
-            if self.zygote is None:
-                self.zygote = Zygote(self.helpers_files)
         outcome = grade_submission(
-            self.zygote, submission.cells, exercises, self.helpers_files, self.limits,
+            self.zygotes, submission.cells, exercises, self.helpers_files, self.limits,
             submission.checked_at,
         )
         return _rows_for(submission, reference, self.points, outcome), outcome.cell_errors

@@ -172,7 +172,9 @@ class _Forked:
         return self.returncode
 
 
-def _start(zygote, plan, tmp: Path, limits: Limits):
+def _start(zygotes, plan, tmp: Path, limits: Limits):
+    """Fork the submission's process. ``zygotes(dead)``: the zygote to fork from, a new one if
+    it is ``dead`` (another submission may have killed its parent)."""
     (tmp / "plan.json").write_text(json.dumps(plan), encoding="utf-8")
     read, write = os.pipe()
     stdin_read, stdin_write = os.pipe()
@@ -181,7 +183,11 @@ def _start(zygote, plan, tmp: Path, limits: Limits):
                "limits": _limits(limits)}
     with open(tmp / "output.log", "ab") as log:  # the child's stdout and stderr
         try:
-            process = zygote.fork(request, [write, stdin_read, log.fileno()])
+            zygote = zygotes(None)
+            try:
+                process = zygote.fork(request, [write, stdin_read, log.fileno()])
+            except (OSError, RuntimeError):
+                process = zygotes(zygote).fork(request, [write, stdin_read, log.fileno()])
         finally:
             os.close(write)
             os.close(stdin_read)
@@ -225,9 +231,10 @@ class _Lines:
         return message if isinstance(message, dict) else {}
 
 
-def grade_submission(zygote, cells, exercises, helpers_files, limits: Limits, checked_at=None) -> Outcome:
+def grade_submission(zygotes, cells, exercises, helpers_files, limits: Limits, checked_at=None) -> Outcome:
     """Run ``cells`` and check ``exercises`` [(id, candidate expression)] in a process forked by
-    ``zygote``; ``checked_at``: {id: how many cells run before the answer is taken} (default: all)."""
+    a zygote (see ``_start``); ``checked_at``: {id: how many cells run before the answer is
+    taken} (default: all)."""
     checked_at = checked_at or {}
     answers_at = {i: (checked_at[i], e) for i, e in exercises if i in checked_at}
     start = time.monotonic()
@@ -246,7 +253,7 @@ def grade_submission(zygote, cells, exercises, helpers_files, limits: Limits, ch
                 "cell_timeout": limits.cell_seconds,
                 "answers_at": answers_at,
             }
-            process, fd = _start(zygote, plan, tmp, limits)
+            process, fd = _start(zygotes, plan, tmp, limits)
             try:
                 stuck = _converse(process, fd, tmp, exercises, helpers_files, limits, outcome, skip)
             finally:

@@ -166,6 +166,7 @@ class PlainSGD(_Right):
 TOP_LEVEL_HANG = C_LEVEL_SLEEP
 TOP_LEVEL_EXIT = "import os\nos._exit(3)"
 NOISE = "import sys, warnings\nprint('noise', file=sys.stderr)\nwarnings.warn('a warning')\n"
+KILL_PARENT = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"  # the grader's zygote
 
 
 def moved_and_deleted():
@@ -200,7 +201,7 @@ def collection():
         # FAKES make no blank answer pass and no honest one fail; TUNED fails the hidden cases only
         ("faker.ipynb", plus(partly_honest("03.1", "03.2"), FAKES, TUNED), {**none, "03.2": True}),
         ("library.ipynb", plus(blank(), LIBRARY), none),
-        ("cells.ipynb", plus(honest(), NOISE, TOP_LEVEL_HANG, TOP_LEVEL_EXIT, NOISE), every),
+        ("cells.ipynb", plus(honest(), NOISE, TOP_LEVEL_HANG, TOP_LEVEL_EXIT, NOISE, KILL_PARENT), every),
         ("submitted/carol/03/final (2).ipynb", moved_and_deleted(), every),
         ("malformed.ipynb", '{"cells": [', none),
         ("empty.ipynb", {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}, none),

@@ -1,8 +1,9 @@
 """Grading one submission in its own process, with limits, and collecting its verdicts.
 
-The process (:mod:`helpers.grading.worker`) runs in a temporary directory with its own copy
-of ``helpers`` to import, under CPU, memory and file-size limits, in its own session so that
-everything it starts is killed with it. A cell that hangs in C code or ends the process is
+The process (:mod:`helpers.grading.worker`) is forked from a :class:`Zygote` that imported
+torch and ``helpers`` once; it runs in a temporary directory with its own copy of ``helpers``,
+under CPU, memory and file-size limits, in its own session so that everything it starts is
+killed with it. A cell that hangs in C code or ends the process is
 skipped on a fresh start (at most ``RESTARTS`` times). Verdicts count only when they carry
 the nonce sent once the student's cells are done.
 """

@@ -44,7 +44,7 @@ def _write(folder, entries):
 
 
 def grade(folder, out, *extra, notebook=("--notebook", "03")):
-    command = ["-m", "helpers.grade", str(folder), "--out", str(out), *notebook, "--jobs", "2"]
+    command = ["-m", "helpers.grade", str(folder), "--out", str(out), *notebook, "--jobs", "4"]
     done = subprocess.run(
         [sys.executable, *command, *LIMITS, *extra],
         cwd=ROOT,

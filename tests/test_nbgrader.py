@@ -1,6 +1,8 @@
 """Instructors can feed solutions/ to `nbgrader generate_assignment` unchanged."""
 
 import csv
+import importlib.util
+import json
 import shutil
 import subprocess
 import sys
@@ -9,6 +11,9 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("hostile", ROOT / "tests" / "hostile" / "submissions.py")
+hostile = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(hostile)
 
 
 def test_nbgrader_generates_the_assignment_from_solutions(tmp_path):
@@ -45,8 +50,9 @@ def _nbgrader(*args, cwd):
 
 def test_the_recommended_config_grades_with_the_database(tmp_path):
     """course/nbgrader_config.py, end to end with the gradebook database: generate_assignment,
-    autograde and export give the honest student 5/5 and the blank one, and the one who turns
-    grading mode off, 0."""
+    autograde and export give the honest student 5/5 and 0 to the one who hands in the released
+    notebook blank and turns grading mode off (0 there means grading mode stayed on, so a blank
+    notebook without the trick scores 0 too: one kernel fewer)."""
     course = tmp_path / "course"
     course.mkdir()
     shutil.copy(ROOT / "course" / "nbgrader_config.py", course)
@@ -55,13 +61,13 @@ def test_the_recommended_config_grades_with_the_database(tmp_path):
     (course / "nbgrader_config.py").write_text(text)
     name = "03_your_own_optimizer.ipynb"
     (course / "source" / "stepwise").mkdir(parents=True)
-    shutil.copy(ROOT / "solutions" / name, course / "source" / "stepwise")
+    source = course / "source" / "stepwise" / name  # its definitions and checks: fast to run
+    source.write_text(json.dumps(hostile.honest()), encoding="utf-8")
     _nbgrader("generate_assignment", "stepwise", cwd=course)
     released = nbformat.read(course / "release" / "stepwise" / name, 4)
     trick = nbformat.v4.new_code_cell('import os\nos.environ["STEPWISE_GRADING"] = "0"')
     students = {
-        "alice": nbformat.read(ROOT / "solutions" / name, 4),
-        "bob": released,
+        "alice": nbformat.read(source, 4),
         "mallory": nbformat.from_dict({**released, "cells": [trick, *released.cells]}),
     }
     for student, nb in students.items():
@@ -72,4 +78,4 @@ def test_the_recommended_config_grades_with_the_database(tmp_path):
     _nbgrader("export", cwd=course)
     with open(course / "grades.csv", newline="") as f:
         scores = {row["student_id"]: float(row["score"]) for row in csv.DictReader(f)}
-    assert scores == {"alice": 5.0, "bob": 0.0, "mallory": 0.0}
+    assert scores == {"alice": 5.0, "mallory": 0.0}

@@ -24,10 +24,12 @@ NBVAL := $(PYTEST) -n 2 --dist loadfile $(NBVAL_OPTIONS)
 # $(call with-kernels,DIR,ENV) starts it with ENV, the environment of the pytest that follows.
 KERNELS := --nbval-kernel-name stepwise-forked $(NBVAL_CELLS)
 with-kernels = rm -f $(1)/kernels.sock; $(2) JUPYTER_PATH=$(1) $(BIN)/python tools/kernel_server.py serve $(1) & \
-	kernels=$$!; trap 'kill $$kernels 2>/dev/null' EXIT; \
+	kernels=$$!; trap 'kill $$kernels 2>/dev/null; wait $$kernels' EXIT; \
 	for i in $$(seq 50); do [ -S $(1)/kernels.sock ] && break; sleep 0.1; done;
 # A stand-in for another CPU: torch's non-vectorized kernels and two threads (make test-portable).
-PORTABLE_ENV := ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=2
+# Idle threads sleep instead of spinning: the same split of the work, so the same numbers, but a
+# spinning thread on a busy 2-core machine made a small float64 step ~30 times slower.
+PORTABLE_ENV := ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE
 PORTABLE_TEST_ENV := $(TEST_ENV) $(PORTABLE_ENV) NBTIMES=$(CURDIR)/build/nbtimes-portable.tsv
 
 .PHONY: setup lab test lint test-unit test-solutions test-notebooks test-portable notebooks check-sync \
@@ -39,9 +41,11 @@ $(STAMP): requirements/lock.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@# The lock pins every package: nothing to resolve (--no-deps), so the packages go in
 	@# independently, by three pips side by side (every third line each); pip check proves the lock whole.
+	@# --no-compile: Python compiles a module when it is first imported (once, into __pycache__),
+	@# instead of pip compiling all 10,000 files of the environment up front (~60 s of CPU).
 	@grep -v '^#' requirements/lock.txt | awk '{ print > ("$(VENV)/lock-part" NR % 3) }'
 	printf '%s\n' $(VENV)/lock-part0 $(VENV)/lock-part1 $(VENV)/lock-part2 | xargs -P 3 -I{} \
-	    $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r {}
+	    $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-compile -r {}
 	$(BIN)/python -m pip check
 	$(BIN)/python -m pip install -qq --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ipykernel)" >/dev/null

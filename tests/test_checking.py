@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from jupyter_client.kernelspec import KernelSpecManager
 
 from helpers import checking
 from helpers.check import main as cli
@@ -329,7 +330,9 @@ def test_a_verdict_shows_in_jupyter_once_wherever_the_check_stands_in_its_cell(t
     ]
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     env = {**os.environ, "STEPWISE_HOME": str(tmp_path)}
-    client = nbclient.NotebookClient(notebook, timeout=60, kernel_name="python3",
+    # Under make test, a kernel forked from tools/kernel_server.py: the same kernel, imports done.
+    kernel = "stepwise-forked" if "stepwise-forked" in KernelSpecManager().find_kernel_specs() else "python3"
+    client = nbclient.NotebookClient(notebook, timeout=60, kernel_name=kernel,
                                      resources={"metadata": {"path": str(Path(__file__).parents[1])}})
     client.km = client.create_kernel_manager()
     client.start_new_kernel(env=env)

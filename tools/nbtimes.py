@@ -11,6 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 
 BUDGET = 10.0  # seconds per notebook run, on one of two cores
+BUDGETS = {"13_optimizers_at_scale.ipynb": 15.0}  # its two-process runs start processes
 SLOWEST = 5
 
 
@@ -31,13 +32,13 @@ def report(path):
         else:
             notebooks[Path(name).name][kind] += float(seconds)
     if notebooks:
-        print(f"\nNotebook run times (s; budget {BUDGET:.0f} s each)")
+        print(f"\nNotebook run times (s; budget {BUDGET:.0f} s each, 13: 15 s)")
         print(f"{'notebook':<44}{'solutions':>10}{'student':>10}")
         for name, t in sorted(notebooks.items()):
             print(f"{name:<44}{_seconds(t, 'strict')}{_seconds(t, 'lax')}")
         total = {kind: sum(t[kind] for t in notebooks.values() if kind in t) for kind in ("strict", "lax")}
         print(f"{'total':<44}{_seconds(total, 'strict')}{_seconds(total, 'lax')}")
-        over = [name for name, t in sorted(notebooks.items()) if max(t.values()) > BUDGET]
+        over = [name for name, t in sorted(notebooks.items()) if max(t.values()) > BUDGETS.get(name, BUDGET)]
         if over:
             print(f"over budget: {', '.join(over)}")
     if tests:

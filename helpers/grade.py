@@ -22,7 +22,7 @@ import threading
 import tomllib
 from pathlib import Path
 
-from helpers.grading.run import Limits, grade_submission, snapshot_tree
+from helpers.grading.run import Limits, Zygote, grade_submission, snapshot_tree
 from helpers.grading.submission import Reference, load_references, read_submission
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,6 +95,22 @@ class Grader:
         self.notebook = notebook
         self.helpers_files = snapshot_tree(ROOT / "helpers")  # read once, before any student code
         self.stems = {r.stem for r in references.values()}
+        self.zygote = None  # started for the first submission that runs
+        self.lock = threading.Lock()
+
+    def zygotes(self, dead):
+        """The live zygote: a new one if it is ``dead`` or has ended (a submission can kill it)."""
+        with self.lock:
+            if self.zygote is not None and (self.zygote is dead or self.zygote.process.poll() is not None):
+                self.zygote.close()
+                self.zygote = None
+            if self.zygote is None:
+                self.zygote = Zygote(self.helpers_files)
+            return self.zygote
+
+    def close(self):
+        if self.zygote is not None:
+            self.zygote.close()
 
     def grade(self, path):
         """(rows, feedback notes) of one submission."""
@@ -117,7 +133,8 @@ class Grader:
             return _rows_for(submission, reference, self.points, None, why), []
         exercises = [(i, expression) for i, expression, _ in reference.exercises]
         outcome = grade_submission(
-            submission.cells, exercises, self.helpers_files, self.limits, submission.checked_at
+            self.zygotes, submission.cells, exercises, self.helpers_files, self.limits,
+            submission.checked_at,
         )
         return _rows_for(submission, reference, self.points, outcome), outcome.cell_errors
 
@@ -227,8 +244,11 @@ def main(argv=None):
             write_atomically(args.out, gradebook_text(rows))  # a crash loses no finished grade
         bar.advance(str(path.name))
 
-    with concurrent.futures.ThreadPoolExecutor(max(1, args.jobs)) as pool:
-        list(pool.map(one, paths))
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max(1, args.jobs)) as pool:
+            list(pool.map(one, paths))
+    finally:
+        grader.close()
     write_atomically(args.out, gradebook_text(rows))
     if args.feedback:
         for student in sorted({r["student"] for r in rows}):

@@ -101,7 +101,7 @@ def test_the_verdicts_say_what_happened(graded):
     assert "timed out" in crash_b["03.4"]["message"]
     library = _verdicts(rows, "library")
     assert all("write it yourself" in library[e]["message"] for e in hostile.EXERCISES)
-    assert "hidden case" in _verdicts(rows, "tuned")["03.1"]["message"]
+    assert "hidden case" in _verdicts(rows, "faker")["03.1"]["message"]
     assert "not a readable notebook" in _verdicts(rows, "malformed")["03.1"]["message"]
     assert "defines no PlainSGD" in _verdicts(rows, "empty")["03.1"]["message"]
     assert "notebook 04, not 03" in _verdicts(rows, "another_assignment")["03.1"]["message"]
@@ -117,34 +117,29 @@ def test_feedback_names_the_cells_that_were_skipped(graded):
     )
 
 
-def test_neighbours_change_no_grade(graded, tmp_path):
-    """The honest notebook graded alone gets the verdicts it got among the hostile ones; a
-    re-run skips what the gradebook has, and --force grades it again."""
-    _, _, rows, _ = graded
-    alone = tmp_path / "alone"
-    _write(alone, [e for e in hostile.collection() if e[0] == "honest.ipynb"])
-    out = tmp_path / "grades.csv"
-    first, _ = grade(alone, out)
-    keep = ("exercise", "points", "verdict")
-    assert [{k: r[k] for k in keep} for r in first] == [
-        {k: r[k] for k in keep} for r in rows if r["student"] == "honest"
-    ]
-    again, done = grade(alone, out)
-    assert again == first and "graded 0 submission(s)" in done.stdout
-
-
-def test_other_notebooks_are_graded_as_what_they_are(tmp_path):
-    """Without --notebook: a scheduler notebook (07, solved) and a stub of 01, side by side."""
+def test_neighbours_change_no_grade_and_each_notebook_is_graded_as_what_it_is(graded, tmp_path):
+    """Without --notebook, side by side: the honest notebook of 03 gets the verdicts it got among
+    the hostile ones, a scheduler notebook (07, solved) passes, a stub of 01 is not attempted;
+    a re-run skips what the gradebook has."""
+    _, _, hostile_rows, _ = graded
     folder = tmp_path / "mixed"
+    _write(folder, [e for e in hostile.collection() if e[0] == "honest.ipynb"])
     (folder / "erin").mkdir(parents=True)
     shutil.copy(ROOT / "solutions" / "07_your_own_scheduler.ipynb", folder / "erin")
     shutil.copy(ROOT / "notebooks" / "01_gradients_by_hand.ipynb", folder / "frank.ipynb")
-    rows, _ = grade(folder, tmp_path / "g.csv", notebook=())
-    got = {(r["student"], r["exercise"]): r["verdict"] for r in rows}
+    out = tmp_path / "grades.csv"
+    rows, _ = grade(folder, out, notebook=())
+    got = {(r["student"], r["exercise"]): r["verdict"] for r in rows if r["student"] != "honest"}
     assert got == {
         **{("erin", f"07.{k}"): "passed" for k in range(1, 5)},
         **{("frank", f"01.{k}"): "not attempted" for k in range(1, 4)},
     }
+    keep = ("exercise", "points", "verdict")
+    assert [{k: r[k] for k in keep} for r in rows if r["student"] == "honest"] == [
+        {k: r[k] for k in keep} for r in hostile_rows if r["student"] == "honest"
+    ]
+    again, done = grade(folder, out, notebook=())
+    assert again == rows and "graded 0 submission(s)" in done.stdout
 
 
 def test_points_toml_sets_the_maximum(tmp_path):

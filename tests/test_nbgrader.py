@@ -1,6 +1,8 @@
 """Instructors can feed solutions/ to `nbgrader generate_assignment` unchanged."""
 
 import csv
+import importlib.util
+import json
 import shutil
 import subprocess
 import sys
@@ -9,6 +11,9 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("hostile", ROOT / "tests" / "hostile" / "submissions.py")
+hostile = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(hostile)
 
 
 def test_nbgrader_generates_the_assignment_from_solutions(tmp_path):
@@ -55,12 +60,13 @@ def test_the_recommended_config_grades_with_the_database(tmp_path):
     (course / "nbgrader_config.py").write_text(text)
     name = "03_your_own_optimizer.ipynb"
     (course / "source" / "stepwise").mkdir(parents=True)
-    shutil.copy(ROOT / "solutions" / name, course / "source" / "stepwise")
+    source = course / "source" / "stepwise" / name  # its definitions and checks: fast to run
+    source.write_text(json.dumps(hostile.honest()), encoding="utf-8")
     _nbgrader("generate_assignment", "stepwise", cwd=course)
     released = nbformat.read(course / "release" / "stepwise" / name, 4)
     trick = nbformat.v4.new_code_cell('import os\nos.environ["STEPWISE_GRADING"] = "0"')
     students = {
-        "alice": nbformat.read(ROOT / "solutions" / name, 4),
+        "alice": nbformat.read(source, 4),
         "bob": released,
         "mallory": nbformat.from_dict({**released, "cells": [trick, *released.cells]}),
     }

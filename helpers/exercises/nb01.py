@@ -12,7 +12,7 @@ from functools import partial
 import torch
 
 from helpers import by_hand
-from helpers.checking import Mismatch, case, exercise
+from helpers.checking import Mismatch, case, exercise, hidden_pass
 from helpers.checking_tools import compare_function, expect_close
 
 # --------------------------------------------------------------------------
@@ -129,6 +129,12 @@ def _step_case(candidate, name, params, *lrs):
     ],
 )
 def check_gd_step(candidate):
+    if hidden_pass():  # issue 15, grading: other seeds, shapes and lrs, three steps in a row
+        _step_case(candidate, "hidden: lr=0.07, three parameters, the last without .grad",
+                   _parameters(11, [(5,), (3, 4), (2,)], without_grad=(2,)), 0.07)
+        _step_case(candidate, "hidden: float64, three steps: lr=0.25, 0.003, 0.6",
+                   _parameters(12, [(), (4, 1)], dtype=torch.float64), 0.25, 0.003, 0.6)
+        return None
     _step_case(candidate, "lr=0.1, a vector and a matrix", _parameters(1, [(3,), (2, 2)]), 0.1)
     _step_case(
         candidate,
@@ -339,6 +345,12 @@ def _fit_case(candidate, name, seed, lr, steps, n=50):
     ],
 )
 def check_fit_line(candidate):
+    if hidden_pass():  # issue 15, grading: other data, sizes, lrs and step counts
+        _fit_case(candidate, "hidden: seed=7, lr=0.07, 37 points: the first 8 steps", seed=7, lr=0.07,
+                  steps=8, n=37)
+        _fit_case(candidate, "hidden: seed=11, lr=0.15, 64 points: 40 steps", seed=11, lr=0.15, steps=40,
+                  n=64)
+        return None
     _fit_case(candidate, "seed=1, lr=0.1: the first 5 steps", seed=1, lr=0.1, steps=5)
     _fit_case(candidate, "seed=2, lr=0.05: the first 5 steps", seed=2, lr=0.05, steps=5)
     name = "seed=3, lr=0.1, 300 steps: the fitted line"
@@ -435,6 +447,9 @@ def check_mse_grads(candidate):
         "w=2.5, b=-1, 8 points (seed=2)": _grad_case(2, 8, 2.5, -1.0),
         "w=-1, b=4, 20 points (seed=3)": _grad_case(3, 20, -1.0, 4.0),
     }
+    if hidden_pass():  # issue 15, grading: other data, sizes and (w, b)
+        cases = {"hidden: w=0.7, b=-2.3, 13 points (seed=7)": _grad_case(7, 13, 0.7, -2.3),
+                 "hidden: w=-3, b=0.5, 2 points (seed=11)": _grad_case(11, 2, -3.0, 0.5)}
     for name, args in cases.items():
         compare_function(
             _by_formula(candidate, name),

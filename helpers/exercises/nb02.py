@@ -15,7 +15,7 @@ import torch._dynamo  # noqa: F401
 import torch.nn.functional as F
 
 from helpers import training
-from helpers.checking import Mismatch, case, exercise
+from helpers.checking import Mismatch, case, exercise, hidden_pass
 
 # ``import torch._dynamo`` above: the first optimizer of a process imports it lazily, which
 # takes seconds. Inside a timed check, a timeout could interrupt that import half-way and
@@ -173,6 +173,9 @@ OPTIMIZERS = (
 )
 # 02.1 and 02.2 also run a case of ≥ 150 steps whose lrs change between steps
 DECAYING = "SGD with two param groups (lr 0.1, 0.3), lrs × 0.97 after every step"
+# Issue 15, grading: the hidden cases also run an optimizer the notebook never shows
+HIDDEN_OPTIMIZERS = (("RMSprop(lr=0.01, momentum=0.5)",
+                      lambda params: torch.optim.RMSprop(params, lr=0.01, momentum=0.5)),)
 
 
 def _setup(seed, make_optimizer):
@@ -250,11 +253,11 @@ def _compare_params(what, expected_model, got_model, cause):
                            cause=cause)
 
 
-def _run_loop(loop, seed, make_optimizer, steps, batched=False):
-    """(history, model) of ``loop`` on a fresh seeded set-up."""
+def _run_loop(loop, seed, make_optimizer, steps, batched=False, size=8):
+    """(history, model) of ``loop`` on a fresh seeded set-up (in batches of ``size``)."""
     model, optimizer, data = _setup(seed, make_optimizer)
     if batched:
-        data = _batches(data)
+        data = _batches(data, size)
     return loop(model, optimizer, data, steps), model
 
 
@@ -267,13 +270,18 @@ def _check_loop(candidate, reference, broken, steps, batched=False, per="step", 
     cases = [(seed, name, make, steps) for seed, (name, make) in enumerate(OPTIMIZERS)]
     if long:
         cases.append((len(cases), *long))
+    size = 8
+    if hidden_pass():  # issue 15, grading: other seeds, lengths, optimizers and batch sizes
+        cases = [(10 + seed, f"hidden: {name}", make, steps + 5)
+                 for seed, (name, make) in enumerate(OPTIMIZERS + HIDDEN_OPTIMIZERS)]
+        size = 5
     for seed, name, make_optimizer, steps in cases:
         what = f"{name}, seed {seed}, {steps} {'epochs' if batched else 'steps'}"
-        expected, expected_model = _run_loop(reference, seed, make_optimizer, steps, batched)
+        expected, expected_model = _run_loop(reference, seed, make_optimizer, steps, batched, size)
         with case(what):
-            got, got_model = _run_loop(candidate, seed, make_optimizer, steps, batched)
+            got, got_model = _run_loop(candidate, seed, make_optimizer, steps, batched, size)
         got = _floats(got, what)
-        known = [(partial(_history, loop, seed, make_optimizer, steps, batched), cause)
+        known = [(partial(_history, loop, seed, make_optimizer, steps, batched, size), cause)
                  for loop, cause in broken]
         _compare_history(what, expected, got, known, per)
         _compare_params(what, expected_model, got_model,
@@ -348,6 +356,7 @@ def _fine_tune_fixed_lr_history(seed, data, steps, lr):
 
 
 FINE_TUNE_CASES = ((0, 0.1, 10), (1, 0.05, 6), (2, 0.02, 150))
+FINE_TUNE_HIDDEN = ((10, 0.07, 13), (11, 0.2, 4))
 FORWARD_THROUGH_PRETRAINED = (
     "pretrained's .grad was filled: your loss is computed through pretrained, not through the copy "
     "you train and return. Compute it with model(inputs), the copy"
@@ -364,8 +373,9 @@ FORWARD_THROUGH_PRETRAINED = (
 ])
 @_one_thread()
 def check_fine_tune(candidate):
-    for seed, lr, steps in FINE_TUNE_CASES:
-        what = f"seed {seed}, SGD(lr={lr}), {steps} steps"
+    hidden = hidden_pass()  # issue 15, grading: other seeds, lrs and lengths
+    for seed, lr, steps in FINE_TUNE_HIDDEN if hidden else FINE_TUNE_CASES:
+        what = ("hidden: " if hidden else "") + f"seed {seed}, SGD(lr={lr}), {steps} steps"
         data = training.toy_data(seed)
         expected_model, expected = training.fine_tune(training.toy_model(seed), data, steps, lr)
         pretrained = training.toy_model(seed)
@@ -433,6 +443,10 @@ UNTIL_CASES = (
     (2, ("SGD(lr=0.1, momentum=0.9)",
          lambda params: torch.optim.SGD(params, lr=0.1, momentum=0.9)), 0.0, 50),
 )
+UNTIL_HIDDEN = (
+    (10, OPTIMIZERS[2], 0.005, 40),
+    (11, HIDDEN_OPTIMIZERS[0], 1e-3, 13),
+)
 
 
 @exercise("02.4", "Fix the loop: tensors in the loss history", reference=training.train_until,
@@ -446,8 +460,9 @@ UNTIL_CASES = (
 ])
 @_one_thread()
 def check_train_until(candidate):
-    for seed, (name, make_optimizer), tol, max_steps in UNTIL_CASES:
-        what = f"{name}, seed {seed}, tol={tol}, max_steps={max_steps}"
+    hidden = hidden_pass()  # issue 15, grading: other seeds, optimizers, tolerances and limits
+    for seed, (name, make_optimizer), tol, max_steps in UNTIL_HIDDEN if hidden else UNTIL_CASES:
+        what = ("hidden: " if hidden else "") + f"{name}, seed {seed}, tol={tol}, max_steps={max_steps}"
         model, optimizer, data = _setup(seed, make_optimizer)
         expected = training.train_until(model, optimizer, data, tol, max_steps)
         model, optimizer, data = _setup(seed, make_optimizer)

@@ -12,7 +12,7 @@ import numbers
 import torch
 
 from helpers import optim
-from helpers.checking import Mismatch, case, exercise
+from helpers.checking import Mismatch, case, exercise, hidden_pass
 from helpers.checking_tools import expect_close
 from helpers.playground import Outcome
 from helpers.surfaces import RAVINE, ROSENBROCK, Surface, trajectory
@@ -81,6 +81,9 @@ def check_beale(candidate):
                        cause="return the Surface(...) the cell builds"
                              + (" (did you forget `return`?)" if surface is None else ""))
     reference = beale_surface()
+    if hidden_pass():  # issue 15, grading: other points, in a batch of another shape
+        _expect_beale_at_other_points(surface, reference)
+        return None
 
     name = f"values at {len(POINTS)} points (x, y), float64"
     with case(name):
@@ -144,6 +147,24 @@ def check_beale(candidate):
             "and limits as given, and f = 0, ∇f = 0 at your minimum")
 
 
+def _expect_beale_at_other_points(surface, reference):
+    generator = torch.Generator().manual_seed(15)
+    low, high = torch.tensor([-1.0, -1.5], dtype=torch.float64), torch.tensor([4.5, 2.0], dtype=torch.float64)
+    points = low + (high - low) * torch.rand(2, 4, 2, generator=generator, dtype=torch.float64)
+    name = "hidden: values and gradients at 8 other points, a 2×4 batch of (x, y), float64"
+    xy = points.clone().requires_grad_()
+    with case(name):
+        got = surface(xy)
+    expect_close(name, reference(points), got, what="f", rtol=1e-7, atol=1e-9)
+    if not got.requires_grad:
+        raise Mismatch(name, "a result autograd can differentiate", "a result with no gradient")
+    with case(name):
+        got.sum().backward()
+    points.requires_grad_()
+    (expected,) = torch.autograd.grad(reference(points).sum(), points)
+    expect_close(name, expected, xy.grad, what="∇f")
+
+
 def _same_attribute(expected, got):
     if isinstance(expected, str):
         return got == expected
@@ -200,6 +221,17 @@ def _run(surface, make, steps, label):
     return Outcome.of(surface, path, steps)
 
 
+def _expect_it_stays(surface, make, steps, eps, label):
+    """Issue 15, grading: the run goes on for as many steps again and stays within ``eps``."""
+    label = f"hidden: {label}, run on to {2 * steps} steps"
+    outcome = _run(surface, make, 2 * steps, label)
+    worst = float("inf") if outcome.diverged_at is not None else max(outcome.distances[steps:])
+    if worst > eps:
+        raise Mismatch(label, f"within {eps:g} of the minimum from step {steps} to {2 * steps}",
+                       f"up to {worst:.3g} away", detail=str(outcome),
+                       cause="the point only passes the minimum around the last step, and leaves it again")
+
+
 RAVINE_STEPS, RAVINE_EPS = 30, 1e-2
 
 
@@ -242,6 +274,9 @@ def check_ravine_momentum(candidate):
     if outcome.diverged_at is not None or outcome.distance > RAVINE_EPS:
         raise Mismatch(label, f"within {RAVINE_EPS:g} of the minimum (0, 0) after {RAVINE_STEPS} steps",
                        str(outcome), cause=_ravine_cause(lr, momentum, outcome))
+    if hidden_pass():
+        _expect_it_stays(RAVINE, lambda params: optim.SGD(params, lr=lr, momentum=momentum), RAVINE_STEPS,
+                         RAVINE_EPS, label)
     return (f"SGD(lr={lr:g}, momentum={momentum:g}) ends {outcome.distance:.1e} from the minimum after "
             f"{RAVINE_STEPS} steps (first within {RAVINE_EPS:g} at step {outcome.reached(RAVINE_EPS)})")
 
@@ -296,6 +331,9 @@ def check_rosenbrock_adam(candidate):
         raise Mismatch(label,
                        f"within {ROSENBROCK_EPS:g} of the minimum (1, 1) after {ROSENBROCK_STEPS} steps",
                        str(outcome), cause=_rosenbrock_cause(lr, beta1, beta2, outcome))
+    if hidden_pass():
+        _expect_it_stays(ROSENBROCK, lambda params: optim.Adam(params, lr=lr, betas=(beta1, beta2)),
+                         ROSENBROCK_STEPS, ROSENBROCK_EPS, label)
     return (f"Adam(lr={lr:g}, betas=({beta1:g}, {beta2:g})) ends {outcome.distance:.1e} from (1, 1) "
             f"after {ROSENBROCK_STEPS} steps (first within {ROSENBROCK_EPS:g} at step "
             f"{outcome.reached(ROSENBROCK_EPS)})")

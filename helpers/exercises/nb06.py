@@ -16,7 +16,7 @@ from torch.optim import lr_scheduler
 from helpers import lr_scheduler as ours
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from helpers.checking import Mismatch, case, exercise, untimed
+from helpers.checking import Mismatch, case, exercise, hidden_pass, untimed
 from helpers.checking_tools import shown_pair
 from helpers.lr_scheduler import WarmupStableDecay, lr_curve
 
@@ -239,6 +239,10 @@ WARMUP_CASES = (  # (name, W, T, base_lr, min_lr, steps run)
     ("W=10, T=100, base_lr=3e-4, min_lr=3e-5", 10, 100, 3e-4, 3e-5, 105),
     ("W=20, T=150, base_lr=0.05, min_lr=5e-4, 170 steps", 20, 150, 0.05, 5e-4, 170),
 )
+WARMUP_HIDDEN = (  # issue 15, grading: settings the notebook never shows
+    ("hidden: W=3, T=13, base_lr=0.7, min_lr=0.07", 3, 13, 0.7, 0.07, 16),
+    ("hidden: W=7, T=31, base_lr=1e-3, min_lr=0.0", 7, 31, 1e-3, 0.0, 36),
+)
 
 
 def _lambda_lrs(factor, W, T, base, low, steps):
@@ -272,7 +276,7 @@ def _phase(t, W, T):
 def check_warmup_cosine(candidate):
     _warm_up()
     passed = []
-    for name, W, T, base, low, steps in WARMUP_CASES:
+    for name, W, T, base, low, steps in WARMUP_HIDDEN if hidden_pass() else WARMUP_CASES:
         with case(name):
             first = candidate(0, W, T, base, low)
         if _number(first) is None:
@@ -376,7 +380,21 @@ def check_multistep(candidate):
             want, have = shown_pair(e, g)
             raise Mismatch(name, want, have, detail=f"the lr of epoch {t + 1} (after {t} scheduler steps)",
                            cause=_curve_cause(TARGET, got))
+    if hidden_pass():  # issue 15, grading: the same milestones on another lr, for 120 epochs
+        _expect_target_scaled(candidate, 0.3, 120)
     return f"MultiStepLR gives the target lr in all {len(TARGET)} epochs"
+
+
+def _expect_target_scaled(candidate, lr, epochs):
+    name = f"hidden: the target's milestones and gamma on an optimizer with lr {lr}, {epochs} epochs"
+    expected = [x * lr / TARGET_LR for x in TARGET + TARGET[-1:] * (epochs - len(TARGET))]
+    with case(name), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = lr_curve(candidate, epochs, lr=lr)
+    for t, (e, g) in enumerate(zip(expected, got)):
+        if not math.isclose(e, g, rel_tol=1e-9):
+            want, have = shown_pair(e, g)
+            raise Mismatch(name, want, have, detail=f"the lr of epoch {t + 1} (after {t} scheduler steps)")
 
 
 # --------------------------------------------------------------------------
@@ -461,6 +479,10 @@ ONE_CYCLE_CASES = (  # (name, epochs, batches, batch size, features, outputs, ma
     ("2 epochs of 5 batches, max_lr=0.2", 2, 5, 4, 2, 2, 0.2, 1),
     ("8 epochs of 20 batches (160 steps), max_lr=0.1", 8, 20, 4, 3, 1, 0.1, 2),
 )
+ONE_CYCLE_HIDDEN = (  # issue 15, grading: sizes and max_lrs the notebook never shows
+    ("hidden: 5 epochs of 3 batches, max_lr=0.08", 5, 3, 6, 4, 2, 0.08, 5),
+    ("hidden: 1 epoch of 11 batches, max_lr=0.3", 1, 11, 3, 2, 1, 0.3, 6),
+)
 
 
 def _one_cycle_task(B, n, features, outputs, seed):
@@ -535,7 +557,7 @@ def _one_cycle_cause(runs):
 def check_one_cycle(candidate):
     _warm_up()
     passed = []
-    for spec in ONE_CYCLE_CASES:
+    for spec in ONE_CYCLE_HIDDEN if hidden_pass() else ONE_CYCLE_CASES:
         name, epochs, B = spec[:3]
         with untimed():
             expected = _run_one_cycle(train_one_cycle, spec)

@@ -18,7 +18,7 @@ import torch
 from torch.optim import lr_scheduler as S
 
 from helpers import lr_scheduler as ours
-from helpers.checking import Mismatch, case, exercise, untimed
+from helpers.checking import Mismatch, case, exercise, hidden_pass, untimed
 from helpers.checking_tools import SchedulerCase, format_lrs, lr_kind_cause, shown_pair
 from helpers.lr_scheduler import LRScheduler, StepLR, WarmupStableDecay, lr_curve
 
@@ -170,6 +170,9 @@ def check_base(candidate):
                        cause='pass the class itself: check("07.1", MyLRScheduler)')
     _warm_up()
     Harmonic, Halving = _probes(candidate)
+    if hidden_pass():  # issue 15, grading: three groups of other lrs, a resume at another step
+        _expect_base_on_other_groups(Harmonic, (0.3, 0.05, 0.7))
+        return None
 
     name = "a closed-form subclass (lr_0 / (t + 3)) on SGD with 2 groups, lrs [0.1, 0.02], 150 steps"
     mine, theirs = _optimizer(), _optimizer()
@@ -259,6 +262,23 @@ def check_base(candidate):
             "LambdaLR for 150 steps (lrs, last_epoch, _last_lr); a recursive subclass chained after "
             "LinearLR against ExponentialLR; resume from state_dict(); KeyError without initial_lr; "
             "resume from last_epoch")
+
+
+def _expect_base_on_other_groups(Harmonic, lrs):
+    name = f"hidden: the closed-form subclass on SGD with {len(lrs)} groups, lrs {list(lrs)}, 40 steps"
+    mine, theirs = _optimizer(lrs), _optimizer(lrs)
+    with case(name):
+        scheduler = Harmonic(mine)
+    reference = _harmonic(theirs)
+    _start(name, scheduler, mine, lrs)
+    _expect_lrs(name, _lrs(theirs), _lrs(mine), step=0, what="the groups' lrs after the constructor")
+    _run_steps(name, scheduler, reference, (mine, theirs), 40)
+    name = f"hidden: resume with last_epoch=6 on {len(lrs)} groups that hold 'initial_lr'"
+    mine, theirs = _optimizer(lrs, resumed=True), _optimizer(lrs, resumed=True)
+    with case(name):
+        Harmonic(mine, last_epoch=6)
+    _harmonic(theirs, last_epoch=6)
+    _expect_lrs(name, _lrs(theirs), _lrs(mine), step=7)
 
 
 # --------------------------------------------------------------------------
@@ -451,6 +471,11 @@ STEP_CASES = (
     Run("165 steps, 3 groups", step_size=40, gamma=0.5, lrs=(0.1, 0.02, 0.005), steps=165),
     Run("resumed from state_dict()s after 8 steps", step_size=3, gamma=0.5, steps=16, resume_at=8),
 )
+STEP_HIDDEN = (  # issue 15, grading: settings the notebook never shows
+    Run("hidden: every 5 steps, 3 groups", step_size=5, gamma=0.3, lrs=(0.2, 0.07, 0.01), steps=23),
+    Run("hidden: resumed after 11 steps, Adam", step_size=2, gamma=0.7, lrs=(0.4, 0.04), optimizer="Adam",
+        steps=19, resume_at=11),
+)
 
 
 @exercise("07.2", "StepLR, the recursive way", reference=StepLR, library=[S.StepLR], hints=[
@@ -462,7 +487,7 @@ STEP_CASES = (
     "[group['lr'] * self.gamma if drop else group['lr'] for group in self.optimizer.param_groups]",
 ])
 def check_step_lr(candidate):
-    verified = _compare(candidate, S.StepLR, STEP_CASES, STEP_MISTAKES)
+    verified = _compare(candidate, S.StepLR, STEP_HIDDEN if hidden_pass() else STEP_CASES, STEP_MISTAKES)
     return f"every param group's lr at every step against torch's StepLR: {verified}"
 
 
@@ -578,6 +603,11 @@ COSINE_CASES = (
     Run("resumed from state_dict()s after 9 steps", **_COSINE, steps=24, resume_at=9, expected=WarmupCosine),
     Run("rebuilt with last_epoch after 12 steps", **_COSINE, steps=24, rebuild_at=12, expected=WarmupCosine),
 )
+COSINE_HIDDEN = (  # issue 15, grading: settings the notebook never shows
+    Run("hidden: 3 groups", warmup_steps=4, total_steps=17, eta_min=0.002, lrs=(0.3, 0.04, 0.009), steps=21),
+    Run("hidden: resumed after 7 steps, Adam", warmup_steps=6, total_steps=13, lrs=(0.05, 0.5),
+        optimizer="Adam", steps=16, resume_at=7, expected=WarmupCosine),
+)
 
 
 @exercise("07.3", "Linear warmup + cosine decay, closed form", reference=WarmupCosine,
@@ -592,7 +622,8 @@ COSINE_CASES = (
     "for _ in self.base_lrs]; otherwise the cosine formula for each lr_0.",
 ])
 def check_warmup_cosine(candidate):
-    verified = _compare(candidate, warmup_cosine_torch, COSINE_CASES, COSINE_MISTAKES)
+    runs = COSINE_HIDDEN if hidden_pass() else COSINE_CASES
+    verified = _compare(candidate, warmup_cosine_torch, runs, COSINE_MISTAKES)
     return ("every param group's lr at every step against torch's LinearLR → CosineAnnealingLR (its "
             f"closed form where the lr is changed by hand or resumed): {verified}")
 
@@ -701,6 +732,13 @@ WSD_CASES = (
     Run("resumed from state_dict()s after 6 steps", **_WSD, decay="1-sqrt", steps=16, resume_at=6),
     Run("rebuilt with last_epoch after 9 steps", **_WSD, steps=16, rebuild_at=9),
 )
+WSD_HIDDEN = (  # issue 15, grading: settings the notebook never shows
+    Run("hidden: 1-sqrt, 3 groups", warmup_steps=4, stable_steps=3, decay_steps=7, min_lr_ratio=0.3,
+        decay="1-sqrt", lrs=(0.2, 0.06, 0.5), steps=18),
+    Run("hidden: cosine, rebuilt with last_epoch after 10 steps, Adam", warmup_steps=5, stable_steps=4,
+        decay_steps=3, min_lr_ratio=0.01, decay="cosine", lrs=(0.03, 0.3), optimizer="Adam", steps=15,
+        rebuild_at=10),
+)
 
 
 @exercise("07.4", "Warmup-stable-decay", reference=WarmupStableDecay, hints=[
@@ -713,5 +751,6 @@ WSD_CASES = (
     "self.last_epoch) for lr_0 in self.base_lrs].",
 ])
 def check_wsd(candidate):
-    verified = _compare(candidate, WarmupStableDecay, WSD_CASES, WSD_MISTAKES)
+    runs = WSD_HIDDEN if hidden_pass() else WSD_CASES
+    verified = _compare(candidate, WarmupStableDecay, runs, WSD_MISTAKES)
     return f"every param group's lr at every step against helpers.lr_scheduler.WarmupStableDecay: {verified}"

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.optim import lr_scheduler as S
 
-from helpers.checking import Mismatch, case, exercise
+from helpers.checking import Mismatch, case, exercise, hidden_pass
 from helpers.checking_tools import format_lrs, lr_kind_cause
 from helpers.param_groups import decay_groups, layerwise_lr_groups, unfreeze
 
@@ -139,11 +139,25 @@ class _TiedLM(nn.Module):
         self.out.weight = self.tokens.weight
 
 
+class _HiddenNet(nn.Module):
+    """Issue 15, grading: names and layers the notebook's models do not have (BatchNorm1d, frozen;
+    a LayerNorm inside a Sequential; a bias-free Linear; a 3-d Bilinear weight)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv1d(2, 4, 3)
+        self.bn1 = nn.BatchNorm1d(4).requires_grad_(False)
+        self.body = nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8), nn.Linear(8, 8, bias=False))
+        self.head = nn.Bilinear(8, 8, 3)
+
+
 DECAY_CASES = (
     ("a transformer block: LayerNorms `pre` and `norm` (no bias), nn.MultiheadAttention, MLP", _Block, 0.1),
     ("a conv net: Conv2d and BatchNorm2d frozen, Conv2d without bias, GroupNorm, Linear", _conv_net, 0.05),
     ("a language model: Embedding, Linear, RMSNorm, output layer tied to the embedding", _TiedLM, 0.3),
 )
+DECAY_HIDDEN = (("hidden: Conv1d, BatchNorm1d frozen, a LayerNorm in a Sequential, Bilinear", _HiddenNet,
+                 0.07),)
 
 
 def _split(model, weight_decay, no_decay):
@@ -308,7 +322,7 @@ _DEFAULT_DECAY = 0.0123  # the optimizer's own weight_decay in the check: recogn
 def check_decay_groups(candidate):
     example = "{'params': [...], 'weight_decay': ...}"
     seen = []  # (model, weight_decay, the candidate's placement) of every case so far
-    for label, make, weight_decay in DECAY_CASES:
+    for label, make, weight_decay in DECAY_HIDDEN if hidden_pass() else DECAY_CASES:
         torch.manual_seed(0)
         model = make()
         with case(label):
@@ -359,6 +373,11 @@ LAYERWISE_CASES = (
     ("1 block, lr=0.1, decay=0.5", _linear_blocks, 1, 0.1, 0.5),
     ("4 blocks, lr=0.003, decay=1.0 (no decay)", _linear_blocks, 4, 3e-3, 1.0),
 )
+LAYERWISE_HIDDEN = (  # issue 15, grading: block counts, lrs and decays the notebook never shows
+    ("hidden: 5 Linear blocks, lr=0.02, decay=0.7", _linear_blocks, 5, 0.02, 0.7),
+    ("hidden: 2 blocks of LayerNorm + Linear, the first frozen, lr=0.4, decay=0.9", _norm_blocks, 2, 0.4,
+     0.9),
+)
 
 
 def _lr_rule(rule):
@@ -396,7 +415,7 @@ def _lrs_of(read):
 ])
 def check_layerwise(candidate):
     seen = []  # (blocks, lr, decay, the candidate's lrs) of every case so far
-    for label, make, n, lr, decay in LAYERWISE_CASES:
+    for label, make, n, lr, decay in LAYERWISE_HIDDEN if hidden_pass() else LAYERWISE_CASES:
         torch.manual_seed(0)
         blocks = make(n)
         with case(label):
@@ -499,6 +518,16 @@ UNFREEZE_CASES = (
                  lambda g: torch.optim.SGD(g, lr=0.1), lambda o: S.MultiplicativeLR(o, lambda t: 0.9),
                  ((3, 0, 0.03),), steps=8),
 )
+UNFREEZE_HIDDEN = (  # issue 15, grading: a scheduler, optimizer and events the notebook never shows
+    UnfreezeCase("hidden: ExponentialLR(gamma=0.8), AdamW(lr=0.03); layer 0 unfrozen after 2 steps with lr "
+                 "0.007, layer 1 after 5 with lr 0.02, passed as generators",
+                 lambda g: torch.optim.AdamW(g, lr=0.03), lambda o: S.ExponentialLR(o, 0.8),
+                 ((2, 0, 0.007), (5, 1, 0.02)), steps=10, generator=True),
+)
+
+
+def _unfreeze_cases():
+    return UNFREEZE_HIDDEN if hidden_pass() else UNFREEZE_CASES
 
 
 def _data():
@@ -597,7 +626,8 @@ def _same_rows(replayed, rows):
 def _unfreeze_cause(case_, rows):
     """The first of UNFREEZE_MISTAKES whose run gives the lr ``rows`` (from the first step on) and
     every lr of the cases before, which the candidate passed."""
-    earlier = UNFREEZE_CASES[:UNFREEZE_CASES.index(case_)]
+    cases = _unfreeze_cases()
+    earlier = cases[:cases.index(case_)]
     for description, wrong in UNFREEZE_MISTAKES.items():
         try:
             if _same_rows(_lr_rows(case_, wrong), rows) and all(
@@ -711,7 +741,7 @@ def _compare_run(case_, candidate):
     "scheduler.lr_lambdas.append(scheduler.lr_lambdas[0])",
 ])
 def check_unfreeze(candidate):
-    for case_ in UNFREEZE_CASES:
+    for case_ in _unfreeze_cases():
         _compare_run(case_, candidate)
     return ("4 runs (LambdaLR warmup + cosine, StepLR, CosineAnnealingLR past T_max, MultiplicativeLR; "
             "1 or 2 layers unfrozen), each against the same run with every layer in the optimizer from the "

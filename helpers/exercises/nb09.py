@@ -23,7 +23,7 @@ from torch.optim import lr_scheduler as S
 
 from helpers import checkpoint as ref
 from helpers import training
-from helpers.checking import Mismatch, case, exercise
+from helpers.checking import Mismatch, case, exercise, hidden_pass
 from helpers.checking_tools import format_lrs
 
 # --------------------------------------------------------------------------
@@ -97,6 +97,7 @@ _RNG_MISSING = {
     "python": "Python's RNG state is missing (random draws the augmentation): \"python\": random.getstate()",
 }
 _SAVE_CASES = (("a run after 3 steps (in the warmup)", 1, 3), ("a run after 9 steps", 2, 9))
+_SAVE_HIDDEN = (("hidden: a run after 5 steps", 7, 5), ("hidden: a run after 12 steps", 8, 12))  # issue 15
 
 
 def _expected_checkpoint(step, model, optimizer, scheduler):
@@ -225,7 +226,7 @@ def _expect_run_untouched(name, expected, model, optimizer, scheduler):
     "\"python\": random.getstate()}}, path)",
 ])
 def check_save_checkpoint(candidate):
-    for name, seed, steps in _SAVE_CASES:
+    for name, seed, steps in _SAVE_HIDDEN if hidden_pass() else _SAVE_CASES:
         model, optimizer, scheduler = _trained(seed, steps)
         expected = _expected_checkpoint(steps, model, optimizer, scheduler)
         with tempfile.TemporaryDirectory() as directory:
@@ -246,6 +247,8 @@ def check_save_checkpoint(candidate):
 _RESUME_CASES = (("resume after 3 of 6 steps (inside the warmup)", 3, 3),
                  ("resume after 8 of 16 steps (in the cosine)", 4, 8),
                  ("resume after 5 of 10 steps", 5, 5))
+_RESUME_HIDDEN = (("hidden: resume after 6 of 12 steps", 9, 6),  # issue 15, grading
+                  ("hidden: resume after 2 of 4 steps", 10, 2))
 _SCRAMBLE = 12345  # the new process's random state, before the resume restores the run's
 
 
@@ -401,7 +404,7 @@ def _shown(run, k):
     "return model, optimizer, scheduler, checkpoint[\"step\"]",
 ])
 def check_resume(candidate):
-    for name, seed, n in _RESUME_CASES:
+    for name, seed, n in _RESUME_HIDDEN if hidden_pass() else _RESUME_CASES:
         _seed(seed)
         run = _build()
         ref.run_steps(*run, n)
@@ -519,15 +522,19 @@ _LOOP_CASES = (("interrupted after step 7 (in the middle of the second epoch)", 
                ("interrupted after step 10 (at the end of the second epoch)", (10,)),
                ("interrupted after step 2 (in the warmup)", (2,)),
                ("interrupted twice in one epoch, after steps 6 and 8", (6, 8)))
+TOTAL_HIDDEN = 13  # issue 15, grading: a run that ends inside an epoch, interrupted elsewhere
+_LOOP_HIDDEN = (("hidden: 13 steps, interrupted after step 4", (4,)),
+                ("hidden: 13 steps, interrupted after steps 3 and 11", (3, 11)),
+                ("hidden: 13 steps, interrupted after step 12", (12,)))
 
 
-def _interrupted(train, stops, directory, name=None):
+def _interrupted(train, stops, directory, name=None, total=TOTAL):
     """The losses of ``train`` interrupted after each of ``stops`` and resumed: (model, losses)."""
     path = os.path.join(directory, "checkpoint.pt")
     losses = []
     for stop in (*stops, None):
         with case(name):
-            answer = train(path, TOTAL) if stop is None else train(path, TOTAL, stop_after=stop)
+            answer = train(path, total) if stop is None else train(path, total, stop_after=stop)
         model, part = _model_and_losses(name, answer)
         if stop is not None and name is not None and not os.path.exists(path):
             raise Mismatch(name, "a checkpoint at path", "no file", detail=f"after stop_after={stop}",
@@ -558,12 +565,13 @@ def _model_and_losses(name, answer):
     "`\"batches_done\": batch + 1` and `\"loader\": epoch_start`; after the for loop `done = 0`.",
 ])
 def check_train_resumable(candidate):
+    total, cases = (TOTAL_HIDDEN, _LOOP_HIDDEN) if hidden_pass() else (TOTAL, _LOOP_CASES)
     with tempfile.TemporaryDirectory() as directory:
-        designs = [ref.train_resumable(os.path.join(directory, "a.pt"), TOTAL),
-                   _RESEEDED(os.path.join(directory, "b.pt"), TOTAL)]
-        name = f"uninterrupted, {TOTAL} steps"
+        designs = [ref.train_resumable(os.path.join(directory, "a.pt"), total),
+                   _RESEEDED(os.path.join(directory, "b.pt"), total)]
+        name = f"uninterrupted, {total} steps"
         with case(name):
-            answer = candidate(os.path.join(directory, "c.pt"), TOTAL)
+            answer = candidate(os.path.join(directory, "c.pt"), total)
     expected_model, expected = _model_and_losses(name, answer)
     if expected not in [losses for _, losses in designs]:
         reference = designs[0][1]
@@ -577,15 +585,15 @@ def check_train_resumable(candidate):
                              "re-seed the loader's generator with the epoch number, 0, 1, 2, …, at the start "
                              "of every epoch)")
     passed = []  # the interruptions of the cases so far
-    for name, stops in _LOOP_CASES:
+    for name, stops in cases:
         with tempfile.TemporaryDirectory() as directory:
-            model, got = _interrupted(candidate, stops, directory, name)
+            model, got = _interrupted(candidate, stops, directory, name, total)
         if got != expected:
             k = next((k for k, (e, g) in enumerate(zip(expected, got)) if e != g),
                      min(len(expected), len(got)))
             cause = next((c for c, wrong in LOOP_MISTAKES.items()
-                          if _replays(wrong, stops, got)
-                          and all(_replays(wrong, earlier, expected) for earlier in passed)),
+                          if _replays(wrong, stops, got, total)
+                          and all(_replays(wrong, earlier, expected, total) for earlier in passed)),
                          None)
             raise Mismatch(name, _loss(expected, k), _loss(got, k), step=k + 1,
                            detail=f"{len(got)} losses in all, expected {len(expected)}; the first to differ "
@@ -601,9 +609,9 @@ def check_train_resumable(candidate):
             "uninterrupted run's")
 
 
-def _replays(wrong, stops, got):
+def _replays(wrong, stops, got, total):
     with tempfile.TemporaryDirectory() as directory:
-        return _interrupted(wrong, stops, directory)[1] == got
+        return _interrupted(wrong, stops, directory, total=total)[1] == got
 
 
 def _loss(losses, k):
@@ -720,6 +728,12 @@ _LR_CASES = (
     _LrCase("LambdaLR warmup + cosine (4, 16), in the warmup", _warmup_cosine, (0.1, 0.02), (0.05, 0.05), 2),
     _LrCase("StepLR(step_size=3, gamma=0.5)", _step_lr, (0.1, 0.02), (0.03, 0.01), 4),
 )
+_LR_HIDDEN = (  # issue 15, grading: three groups, other lrs and steps
+    _LrCase("hidden: StepLR(step_size=3, gamma=0.5), 3 groups", _step_lr, (0.2, 0.05, 0.01),
+            (0.1, 0.1, 0.004), 5),
+    _LrCase("hidden: LambdaLR warmup + cosine (4, 16), 3 groups, Adam", _warmup_cosine, (0.004, 0.02, 0.3),
+            (0.008, 0.01, 0.1), 10, "Adam"),
+)
 
 
 def _same_record(a, b):
@@ -744,7 +758,8 @@ def _close_enough(a, b):
     "scheduler.base_lrs = list(base_lrs).",
 ])
 def check_set_base_lrs(candidate):
-    for i, case_ in enumerate(_LR_CASES):
+    cases = _LR_HIDDEN if hidden_pass() else _LR_CASES
+    for i, case_ in enumerate(cases):
         expected = _lr_record(case_, _unchanged, lrs=case_.new)  # as if started from the new lrs
         got = _lr_record(case_, candidate)
         if _same_record(expected, got):
@@ -752,7 +767,7 @@ def check_set_base_lrs(candidate):
         cause = next((c for c, wrong in BASE_LR_MISTAKES.items()
                       if _same_record(_lr_record(case_, wrong), got)
                       and all(_same_record(_lr_record(c_, wrong), _lr_record(c_, _unchanged, lrs=c_.new))
-                              for c_ in _LR_CASES[:i])), None)
+                              for c_ in cases[:i])), None)
         (rows_e, rebuilt_e), (rows_g, rebuilt_g) = expected, got
         k = next((k for k, (e, g) in enumerate(zip(rows_e, rows_g)) if not _close_enough(e, g)), None)
         if k is None:

@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from helpers.checking import Mismatch, case, exercise
+from helpers.checking import Mismatch, case, exercise, hidden_pass
 from helpers.checking_tools import OptimCase, compare_function, compare_optimizer, expect_close
 from helpers.optim import Lion, Muon, RAdam, SGDScheduleFree
 from helpers.optim.muon import adjusted_lr
@@ -248,6 +248,11 @@ NS_CASES = {  # 1 step on a square G first: every mistake below is still finite 
     "a tiny G (‖G‖ < ε)": {"G": _matrix(3, 4, 6, scale=1e-9)},
     "float32": (_matrix(4, 5, 7, dtype=torch.float32),),
 }
+NS_HIDDEN = {  # issue 15, grading: sizes, seeds and step counts the notebook never shows
+    "hidden: tall 9×5, 3 steps": {"G": _matrix(9, 5, 18), "steps": 3},
+    "hidden: wide 2×8, 7 steps": {"G": _matrix(2, 8, 19, scale=3.0), "steps": 7},
+    "hidden: float32 6×6": (_matrix(6, 6, 17, dtype=torch.float32),),
+}
 
 
 @exercise("11.2", "One Newton–Schulz orthogonalization", reference=newton_schulz,
@@ -262,7 +267,8 @@ NS_CASES = {  # 1 step on a square G first: every mistake below is still finite 
      "X = a * X + (b * A + c * A @ A) @ X; return X.T if tall else X."),
 ])
 def check_newton_schulz(candidate):
-    return compare_function(candidate, newton_schulz, NS_CASES, mistakes=NS_MISTAKES)
+    return compare_function(candidate, newton_schulz, NS_HIDDEN if hidden_pass() else NS_CASES,
+                            mistakes=NS_MISTAKES)
 
 
 # --------------------------------------------------------------------------
@@ -326,6 +332,11 @@ MUON_CASES = {  # wide first: it tells an inverted shape adjustment from a missi
     "weight_decay 0.5": _muon_args(4, 4, 40, 0.1, weight_decay=0.5),
     "weight_decay 0, lr 1": _muon_args(5, 2, 50, 1.0, weight_decay=0.0),
 }
+MUON_HIDDEN = {  # issue 15, grading: sizes, seeds and hyperparameters the notebook never shows
+    "hidden: tall 8×3, lr 0.03, momentum 0.9": _muon_args(8, 3, 60, 0.03, momentum=0.9),
+    "hidden: wide 2×5, nesterov=False, weight_decay 0.02": _muon_args(2, 5, 70, 0.07, nesterov=False,
+                                                                      weight_decay=0.02),
+}
 
 
 @exercise("11.3", "Muon's update", reference=muon_step,
@@ -340,7 +351,8 @@ MUON_CASES = {  # wide first: it tells an inverted shape adjustment from a missi
      "p.add_(newton_schulz(update), alpha=-lr * max(1, A / B) ** 0.5)."),
 ])
 def check_muon_step(candidate):
-    return compare_function(candidate, muon_step, MUON_CASES, mistakes=MUON_MISTAKES, in_place=True)
+    return compare_function(candidate, muon_step, MUON_HIDDEN if hidden_pass() else MUON_CASES,
+                            mistakes=MUON_MISTAKES, in_place=True)
 
 
 # --------------------------------------------------------------------------
@@ -379,6 +391,7 @@ RECT_MISTAKES = {
 }
 RECT_CASES = [(1, 0.999), (5, 0.999), (6, 0.999), (7, 0.999), (10, 0.999), (100, 0.999),
               (10_000, 0.999), (3, 0.99), (8, 0.9), (50, 0.95)]
+RECT_HIDDEN = [(4, 0.9), (2, 0.99), (37, 0.999), (500, 0.98), (12, 0.9999)]  # issue 15, grading
 
 
 @exercise("11.4", "RAdam's rectification term", reference=rectification,
@@ -391,8 +404,9 @@ RECT_CASES = [(1, 0.999), (5, 0.999), (6, 0.999), (7, 0.999), (10, 0.999), (100,
 ])
 def check_rectification(candidate):
     seen = []
-    for t, beta2 in RECT_CASES:
-        name = f"t={t}, beta2={beta2}"
+    hidden = hidden_pass()
+    for t, beta2 in RECT_HIDDEN if hidden else RECT_CASES:
+        name = ("hidden: " if hidden else "") + f"t={t}, beta2={beta2}"
         expected = rectification(t, beta2)
         with case(name):
             got = candidate(t, beta2)
@@ -468,6 +482,10 @@ FACTORED_CASES = {
         "grad": torch.full((3, 4), 1e-3, dtype=torch.float64), "one_minus_beta2": 0.5,
         "eps1": 1e-3},
 }
+FACTORED_HIDDEN = {  # issue 15, grading: sizes, seeds and weights the notebook never shows
+    "hidden: 3×9, w = 0.2": _factored_args(3, 9, 11, 0.2),
+    "hidden: 6×1, w = 0.7": _factored_args(6, 1, 12, 0.7),
+}
 
 
 @exercise("11.5", "Adafactor's factored second moment", reference=factored_second_moment,
@@ -482,8 +500,9 @@ FACTORED_CASES = {
      "return R, C, R @ C / R.mean().clamp(min=eps1)."),
 ])
 def check_factored(candidate):
-    return compare_function(candidate, factored_second_moment, FACTORED_CASES,
-                            mistakes=FACTORED_MISTAKES, what="(R, C, V)")
+    cases = FACTORED_HIDDEN if hidden_pass() else FACTORED_CASES
+    return compare_function(candidate, factored_second_moment, cases, mistakes=FACTORED_MISTAKES,
+                            what="(R, C, V)")
 
 
 # --------------------------------------------------------------------------

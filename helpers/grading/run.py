@@ -1,25 +1,29 @@
 """Grading one submission in its own process, with limits, and collecting its verdicts.
 
-The process (:mod:`helpers.grading.worker`) runs in a temporary directory with its own copy
-of ``helpers`` to import, under CPU, memory and file-size limits, in its own session so that
-everything it starts is killed with it. A cell that hangs in C code or ends the process is
+The process (:mod:`helpers.grading.worker`) is forked from a :class:`Zygote` that imported
+torch and ``helpers`` once; it runs in a temporary directory with its own copy of ``helpers``,
+under CPU, memory and file-size limits, in its own session so that everything it starts is
+killed with it. A cell that hangs in C code or ends the process is
 skipped on a fresh start (at most ``RESTARTS`` times). Verdicts count only when they carry
 the nonce sent once the student's cells are done.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import resource
+import queue
 import secrets
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,19 +70,18 @@ def write_tree(files: dict[str, bytes], where: Path):
         target.write_bytes(data)
 
 
-def _limit(limits: Limits):
-    def apply():
-        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb << 20,) * 2)
-        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_mb << 20,) * 2)
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+def _limits(limits: Limits):
+    """[(resource name, soft, hard)] for the submission's process."""
+    return [
+        ("RLIMIT_AS", limits.memory_mb << 20, limits.memory_mb << 20),
+        ("RLIMIT_CPU", limits.cpu_seconds, limits.cpu_seconds + 5),
+        ("RLIMIT_FSIZE", limits.file_mb << 20, limits.file_mb << 20),
+        ("RLIMIT_CORE", 0, 0),
+    ]
 
-    return apply
 
-
-def _start(plan, tmp: Path, limits: Limits):
-    read, write = os.pipe()
-    env = {
+def _environment(tmp: Path):
+    return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(tmp / "home"),
         "STEPWISE_HOME": str(tmp / "home" / ".stepwise"),
@@ -87,23 +90,109 @@ def _start(plan, tmp: Path, limits: Limits):
         "PYTHONHASHSEED": "0",
         # -S below: no .pth files, so the editable install cannot lead the student to the repository
         "PYTHONPATH": os.pathsep.join([str(tmp / "student"), *_SITE]),
-        "STEPWISE_GRADE_FD": str(write),
-        "STEPWISE_GRADE_PLAN": json.dumps(plan),
     }
-    log = open(tmp / "output.log", "ab")  # noqa: SIM115 (the child's stdout and stderr)
-    process = subprocess.Popen(
-        [sys.executable, "-S", "-s", "-m", "helpers.grading.worker"],
-        cwd=tmp / "work",
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=log,
-        stderr=log,
-        pass_fds=(write,),
-        start_new_session=True,
-        preexec_fn=_limit(limits),  # noqa: PLW1509
-    )
-    os.close(write)
-    log.close()
+
+
+class Zygote:
+    """The process that imports torch and ``helpers`` once and forks each submission's process
+    (:func:`helpers.grading.worker.serve`): seconds of imports paid once, not per submission.
+    Its copy of ``helpers`` is removed once imported, so no submission can change it."""
+
+    def __init__(self, helpers_files):
+        self.tmp = Path(tempfile.mkdtemp(prefix="stepwise-zygote-"))
+        for sub in ("home", "work"):
+            (self.tmp / sub).mkdir()
+        write_tree(helpers_files, self.tmp / "student")
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        env = {**_environment(self.tmp), "STEPWISE_ZYGOTE_FD": str(theirs.fileno())}
+        with open(self.tmp / "zygote.log", "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-S", "-s", "-m", "helpers.grading.worker"],
+                cwd=self.tmp / "work", env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                pass_fds=(theirs.fileno(),), start_new_session=True,
+            )
+        theirs.close()
+        if not select.select([self.sock], [], [], STARTUP_SECONDS)[0] or not self.sock.recv(1 << 16):
+            raise RuntimeError(f"the grader's worker did not start; see {self.tmp / 'zygote.log'}")
+        shutil.rmtree(self.tmp / "student")
+        self.lock, self.changed = threading.Lock(), threading.Condition()
+        self.pids: queue.Queue = queue.Queue()
+        self.exits: dict[int, int] = {}
+        threading.Thread(target=self._listen, daemon=True).start()
+
+    def _listen(self):
+        while True:
+            try:
+                data = self.sock.recv(1 << 16)
+            except OSError:
+                data = b""
+            if not data:
+                self.pids.put(None)
+                with self.changed:
+                    self.exits[-1] = -1  # the zygote is gone: every process it forked too
+                    self.changed.notify_all()
+                return
+            message = json.loads(data)
+            if "pid" in message:
+                self.pids.put(message["pid"])
+            else:
+                with self.changed:
+                    self.exits[message["exited"]] = message["code"]
+                    self.changed.notify_all()
+
+    def fork(self, request, fds):
+        with self.lock:
+            socket.send_fds(self.sock, [json.dumps(request).encode()], fds)
+            pid = self.pids.get()
+        if pid is None:
+            raise RuntimeError("the grader's worker ended")
+        return _Forked(self, pid)
+
+    def close(self):
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        _kill(self.process)
+        self.sock.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class _Forked:
+    """A submission's process, forked by the zygote: what ``_converse`` needs of a Popen."""
+
+    def __init__(self, zygote, pid):
+        self.zygote, self.pid, self.stdin, self.returncode = zygote, pid, None, None
+
+    def wait(self, timeout=30.0):
+        if self.returncode is not None:
+            return self.returncode
+        with self.zygote.changed:
+            self.zygote.changed.wait_for(
+                lambda: self.pid in self.zygote.exits or -1 in self.zygote.exits, timeout
+            )
+            self.returncode = self.zygote.exits.pop(self.pid, self.returncode)
+        return self.returncode
+
+
+def _start(zygotes, plan, tmp: Path, limits: Limits):
+    """Fork the submission's process. ``zygotes(dead)``: the zygote to fork from, a new one if
+    it is ``dead`` (another submission may have killed its parent)."""
+    (tmp / "plan.json").write_text(json.dumps(plan), encoding="utf-8")
+    read, write = os.pipe()
+    stdin_read, stdin_write = os.pipe()
+    env = {**_environment(tmp), "STEPWISE_GRADE_PLAN": str(tmp / "plan.json")}
+    request = {"cwd": str(tmp / "work"), "env": env, "helpers": str(tmp / "student"),
+               "limits": _limits(limits)}
+    with open(tmp / "output.log", "ab") as log:  # the child's stdout and stderr
+        try:
+            zygote = zygotes(None)
+            try:
+                process = zygote.fork(request, [write, stdin_read, log.fileno()])
+            except (OSError, RuntimeError):
+                process = zygotes(zygote).fork(request, [write, stdin_read, log.fileno()])
+        finally:
+            os.close(write)
+            os.close(stdin_read)
+    process.stdin = os.fdopen(stdin_write, "wb")
     return process, read
 
 
@@ -113,6 +202,9 @@ def _kill(process):
     except (ProcessLookupError, PermissionError):
         pass
     process.wait()
+    if process.stdin is not None:
+        with contextlib.suppress(OSError):
+            process.stdin.close()
 
 
 class _Lines:
@@ -140,9 +232,10 @@ class _Lines:
         return message if isinstance(message, dict) else {}
 
 
-def grade_submission(cells, exercises, helpers_files, limits: Limits, checked_at=None) -> Outcome:
-    """Run ``cells`` and check ``exercises`` [(id, candidate expression)] in a fresh process;
-    ``checked_at``: {id: how many cells run before the answer is taken} (default: all)."""
+def grade_submission(zygotes, cells, exercises, helpers_files, limits: Limits, checked_at=None) -> Outcome:
+    """Run ``cells`` and check ``exercises`` [(id, candidate expression)] in a process forked by
+    a zygote (see ``_start``); ``checked_at``: {id: how many cells run before the answer is
+    taken} (default: all)."""
     checked_at = checked_at or {}
     answers_at = {i: (checked_at[i], e) for i, e in exercises if i in checked_at}
     start = time.monotonic()
@@ -161,7 +254,7 @@ def grade_submission(cells, exercises, helpers_files, limits: Limits, checked_at
                 "cell_timeout": limits.cell_seconds,
                 "answers_at": answers_at,
             }
-            process, fd = _start(plan, tmp, limits)
+            process, fd = _start(zygotes, plan, tmp, limits)
             try:
                 stuck = _converse(process, fd, tmp, exercises, helpers_files, limits, outcome, skip)
             finally:

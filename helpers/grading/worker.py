@@ -1,8 +1,11 @@
 """One submission's process: run the student's code cells, then check each exercise in a fork.
 
-Started by :mod:`helpers.grading.run` with the student's copy of ``helpers`` first on
-``sys.path``, stdout and stderr to a log file, and a pipe (fd ``STEPWISE_GRADE_FD``) to the
-grader. Messages are JSON lines:
+Started by :mod:`helpers.grading.run` as a *zygote* that imports torch and ``helpers`` once
+(seconds) and then forks one process per submission (milliseconds), on request over a Unix
+socket that also carries the submission's pipes. The forked process gets its own session,
+limits, working directory, environment and copy of ``helpers`` (its packages' paths point
+there), stdout and stderr to a log file, and a pipe (fd ``STEPWISE_GRADE_FD``) to the grader.
+Messages are JSON lines:
 
 - ``{"ready": true}`` once torch and ``helpers`` are imported;
 - ``{"cell": k}`` before code cell k runs, ``{"cell_error": k, "error": …}`` when it raises;
@@ -20,7 +23,9 @@ import json
 import linecache
 import os
 import resource
+import select
 import signal
+import socket
 import sys
 import time
 
@@ -177,7 +182,7 @@ def _pristine_checking(pristine):
         for d in os.environ.get("PYTHONPATH", "").split(os.pathsep)
         if d
     ]
-    checking._LIBRARY_DIRS += (student_dir, *site)
+    checking._LIBRARY_DIRS += (student_dir, *site, *_ZYGOTE_DIRS)
     return checking
 
 
@@ -275,10 +280,10 @@ def _check_all(fd, job, namespace, hints, answers):
             )
 
 
-def main():
+def main(saved):
     fd = int(os.environ.pop("STEPWISE_GRADE_FD"))
-    plan = json.loads(os.environ.pop("STEPWISE_GRADE_PLAN"))
-    saved = _snapshot()
+    with open(os.environ.pop("STEPWISE_GRADE_PLAN"), encoding="utf-8") as f:
+        plan = json.load(f)
     saved[0][sys.modules[__name__]] = dict(globals())  # this module too, and what main calls next:
     restore, send, check_all, loads = _restore, _send, _check_all, json.loads
     send(fd, {"ready": True})
@@ -302,5 +307,75 @@ def main():
     os._exit(0)
 
 
+# --------------------------------------------------------------------------
+# The zygote
+# --------------------------------------------------------------------------
+
+_ZYGOTE_DIRS = ()  # where the zygote imported helpers from: library code, not the candidate's
+
+
+def _reap(sock):
+    """Tell the grader how each finished submission process ended (its Popen.returncode)."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if not pid:
+            return
+        sock.send(json.dumps({"exited": pid, "code": os.waitstatus_to_exitcode(status)}).encode())
+
+
+def _become_submission(request, fds, saved):
+    """In the forked child: take the submission's pipes, session, limits, directory, environment
+    and copy of ``helpers``, then run it (never returns)."""
+    try:
+        message_fd, stdin_fd, log_fd = fds
+        os.setsid()
+        for fd, target in ((stdin_fd, 0), (log_fd, 1), (log_fd, 2)):
+            os.dup2(fd, target)
+        os.close(stdin_fd)
+        os.close(log_fd)
+        for name, soft, hard in request["limits"]:
+            resource.setrlimit(getattr(resource, name), (soft, hard))
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"], STEPWISE_GRADE_FD=str(message_fd))
+        old, new = _ZYGOTE_DIRS[0], os.path.realpath(request["helpers"]) + os.sep
+        sys.path[:] = [request["helpers"] if os.path.realpath(p) + os.sep == old else p for p in sys.path]
+        for name, module in list(sys.modules.items()):
+            if name.split(".")[0] == "helpers" and hasattr(module, "__path__"):
+                module.__path__ = [new + p[len(old):] if p.startswith(old) else p for p in module.__path__]
+                if module in saved[0]:
+                    saved[0][module]["__path__"] = module.__path__  # what _restore gives back
+        main(saved)
+    finally:
+        os._exit(70)
+
+
+def serve():
+    """The zygote: import everything, then fork a submission process for each request."""
+    global _ZYGOTE_DIRS
+    sock = socket.socket(fileno=int(os.environ.pop("STEPWISE_ZYGOTE_FD")))
+    saved = _snapshot()
+    helpers = sys.modules["helpers"]
+    _ZYGOTE_DIRS = (os.path.dirname(os.path.realpath(helpers.__path__[0])) + os.sep,)
+    sock.send(b'{"ready": true}')
+    while True:
+        _reap(sock)
+        if not select.select([sock], [], [], 0.05)[0]:
+            continue
+        data, fds, _, _ = socket.recv_fds(sock, 1 << 16, 3)
+        if not data:
+            os._exit(0)  # the grader is done
+        pid = os.fork()
+        if pid == 0:
+            sock.close()
+            _become_submission(json.loads(data), fds, saved)
+        for fd in fds:
+            os.close(fd)
+        sock.send(json.dumps({"pid": pid}).encode())
+
+
 if __name__ == "__main__":
-    main()
+    serve()

@@ -55,6 +55,18 @@ def blank():
     return _definitions("notebooks/03_your_own_optimizer.ipynb")
 
 
+def partly_honest(*exercises):
+    """The honest notebook with the answers to all but ``exercises`` left blank."""
+    kept = {ANSWERS[e] for e in exercises}
+    nb, stubs = honest(), blank()["cells"]
+    cells = []
+    for cell, stub in zip(nb["cells"], stubs, strict=True):
+        source = "".join(cell["source"])
+        name = source[len("class "):].split("(")[0] if source.startswith("class ") else None
+        cells.append(stub if name in ANSWERS.values() and name not in kept else cell)
+    return dict(nb, cells=cells)
+
+
 def plus(nb, *sources):
     """``nb`` without its check cells, code cells appended: the grader takes an answer where the
     notebook checks it, else after the last cell, so here after the trick."""
@@ -154,6 +166,7 @@ class PlainSGD(_Right):
 TOP_LEVEL_HANG = C_LEVEL_SLEEP
 TOP_LEVEL_EXIT = "import os\nos._exit(3)"
 NOISE = "import sys, warnings\nprint('noise', file=sys.stderr)\nwarnings.warn('a warning')\n"
+KILL_PARENT = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"  # the grader's zygote
 
 
 def moved_and_deleted():
@@ -185,11 +198,10 @@ def collection():
         ("blank.ipynb", blank(), none),
         ("crash_a.ipynb", crash_a, {**every, "03.1": False, "03.3": False, "03.5": False}),
         ("crash_b.ipynb", crash_b, {**every, "03.2": False, "03.4": False}),
-        ("faker.ipynb", plus(blank(), FAKES), none),
-        ("honest_faker.ipynb", plus(honest(), FAKES), every),
+        # FAKES make no blank answer pass and no honest one fail; TUNED fails the hidden cases only
+        ("faker.ipynb", plus(partly_honest("03.1", "03.2"), FAKES, TUNED), {**none, "03.2": True}),
         ("library.ipynb", plus(blank(), LIBRARY), none),
-        ("tuned.ipynb", plus(honest(), TUNED), {**every, "03.1": False}),
-        ("cells.ipynb", plus(honest(), NOISE, TOP_LEVEL_HANG, TOP_LEVEL_EXIT, NOISE), every),
+        ("cells.ipynb", plus(honest(), NOISE, TOP_LEVEL_HANG, TOP_LEVEL_EXIT, NOISE, KILL_PARENT), every),
         ("submitted/carol/03/final (2).ipynb", moved_and_deleted(), every),
         ("malformed.ipynb", '{"cells": [', none),
         ("empty.ipynb", {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}, none),

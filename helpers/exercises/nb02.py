@@ -443,6 +443,9 @@ UNTIL_MISTAKES = (
     (lambda previous, current: abs(previous - current),
      "you stop when |history[-2] - history[-1]| < tol: a step that makes the loss worse is no "
      "improvement either, stop on history[-2] - history[-1] < tol"),
+    (lambda previous, current: float("inf"),  # after |…|: on a rising loss both never stop
+     "your loop never stops early: break right after the first step whose loss is less than tol "
+     "below the previous one (history[-2] - history[-1] < tol)"),
 )
 
 

@@ -65,11 +65,7 @@ def ft_inplace(pretrained, data, steps, lr):
         opt.zero_grad(); loss = F.mse_loss(model(x), y); loss.backward(); opt.step(); h.append(loss.item())
     return model, h
 
-def ft_momentum(pretrained, data, steps, lr):
-    model = copy.deepcopy(pretrained); opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9); x, y = data; h = []
-    for _ in range(steps):
-        opt.zero_grad(); loss = F.mse_loss(model(x), y); loss.backward(); opt.step(); h.append(loss.item())
-    return model, h
+
 def ft_fixed_lr(pretrained, data, steps, lr):
     model = copy.deepcopy(pretrained); opt = torch.optim.SGD(model.parameters(), lr=0.1); x, y = data; h = []
     for _ in range(steps):
@@ -114,7 +110,6 @@ WRONG = [
     ("02.2", te_sum, 'the sum of', False),
     ("02.2", te_weighted, 'by its size', False),
     ("02.3", ft_inplace, 'pretrained was changed', False),
-    ("02.3", ft_momentum, None, False),
     ("02.3", ft_fixed_lr, 'lr argument is ignored', False),
     ("02.3", ft_pretrained_grads, None, False),
     ("02.4", tu_abs, '|history[-2] - history[-1]|', False),

@@ -38,14 +38,6 @@ def dg_tied_twice(model, weight_decay):
             if p is None: continue
             (n if name.endswith("bias") or isinstance(m, NORMS) else d).append(p)
     return [{"params": d, "weight_decay": weight_decay}, {"params": n, "weight_decay": 0.0}]
-def dg_norms_layernorm_only(model, weight_decay):
-    d, n, seen = [], [], set()
-    for m in model.modules():
-        for name, p in m.named_parameters(recurse=False):
-            if p in seen: continue
-            seen.add(p)
-            (n if name.endswith("bias") or isinstance(m, (nn.LayerNorm, nn.BatchNorm2d, nn.BatchNorm1d)) else d).append(p)
-    return [{"params": d, "weight_decay": weight_decay}, {"params": n, "weight_decay": 0.0}]
 
 def ll_reversed(blocks, lr, decay):
     return [{"params": list(b.parameters()), "lr": lr * decay ** i} for i, b in enumerate(blocks)]
@@ -55,14 +47,8 @@ def ll_trainable(blocks, lr, decay):
     N = len(blocks); return [{"params": [p for p in b.parameters() if p.requires_grad], "lr": lr * decay ** (N - 1 - i)} for i, b in enumerate(blocks)]
 def ll_gen(blocks, lr, decay):
     N = len(blocks); return [{"params": b.parameters(), "lr": lr * decay ** (N - 1 - i)} for i, b in enumerate(blocks)]
-def ll_linear(blocks, lr, decay):
-    N = len(blocks); return [{"params": list(b.parameters()), "lr": lr * (1 - (1 - decay) * (N - 1 - i))} for i, b in enumerate(blocks)]
-def ll_cumul(blocks, lr, decay):
-    out = []; cur = lr
-    for b in reversed(blocks):
-        out.insert(0, {"params": list(b.parameters()), "lr": cur}); cur = cur * decay
-    out[0]["lr"] = round(out[0]["lr"], 6)
-    return out
+
+
 
 
 WRONG = [
@@ -70,13 +56,10 @@ WRONG = [
     ("08.1", dg_named, 'by their names', False),
     ("08.1", dg_no_wd_second, "no 'weight_decay' key", False),
     ("08.1", dg_tied_twice, 'tied weights', False),
-    ("08.1", dg_norms_layernorm_only, None, False),
     ("08.2", ll_reversed, 'the wrong way', False),
     ("08.2", ll_off, 'off by one', False),
     ("08.2", ll_trainable, 'frozen parameters', False),
     ("08.2", ll_gen, 'must be a list', False),
-    ("08.2", ll_linear, None, False),
-    ("08.2", ll_cumul, None, False),
 ]
 
 

@@ -7,7 +7,6 @@ likely cause it is told must be its own mistake (see redteam.py).
 import math
 
 import pytest
-import torch
 from redteam import assert_fails, cases
 
 from helpers.exercises.nb11 import newton_schulz
@@ -34,13 +33,6 @@ def ns_float32(G, steps=5, coefficients=(A, B, C), eps=1e-7):
     for _ in range(steps):
         M = X @ X.T; X = a * X + (b * M + c * M @ M) @ X
     return X.T if tall else X
-def ns_spectral(G, steps=5, coefficients=(A, B, C), eps=1e-7):
-    a, b, c = coefficients; tall = G.size(0) > G.size(1); X = G.T if tall else G
-    X = X / torch.linalg.matrix_norm(X, ord=2).clamp(min=eps)
-    for _ in range(steps):
-        M = X @ X.T; X = a * X + (b * M + c * M @ M) @ X
-    return X.T if tall else X
-
 
 # ---- 11.3
 def _muon(p, grad, buf, lr, momentum, nesterov, weight_decay, *, look=None, scale=None, old_buf=False):
@@ -53,8 +45,7 @@ def _muon(p, grad, buf, lr, momentum, nesterov, weight_decay, *, look=None, scal
     p.add_(newton_schulz(u), alpha=-lr * (scale(rows, cols) if scale else math.sqrt(max(1, rows / cols))))
 def muon_lookahead_swapped(p, grad, buf, lr, momentum=0.95, nesterov=True, weight_decay=0.1):
     _muon(p, grad, buf, lr, momentum, nesterov, weight_decay, look=lambda g, b, m: b.lerp(g, m))
-def muon_no_max(p, grad, buf, lr, momentum=0.95, nesterov=True, weight_decay=0.1):
-    _muon(p, grad, buf, lr, momentum, nesterov, weight_decay, scale=lambda r, c: math.sqrt(r / c))
+
 def muon_old_buf(p, grad, buf, lr, momentum=0.95, nesterov=True, weight_decay=0.1):
     _muon(p, grad, buf, lr, momentum, nesterov, weight_decay, old_buf=True)
 def muon_buf_rebound(p, grad, buf, lr, momentum=0.95, nesterov=True, weight_decay=0.1):
@@ -88,21 +79,14 @@ def fsm_old_state(row_var, col_var, grad, one_minus_beta2, eps1=1e-30):
 def fsm_in_place(row_var, col_var, grad, one_minus_beta2, eps1=1e-30):
     g2 = grad.square(); R = row_var.lerp_(g2.mean(-1, keepdim=True), one_minus_beta2); C = col_var.lerp_(g2.mean(-2, keepdim=True), one_minus_beta2)
     return R, C, R @ C / R.mean().clamp(min=eps1)
-def fsm_mean_of_c(row_var, col_var, grad, one_minus_beta2, eps1=1e-30):
-    g2 = grad.square(); R = row_var.lerp(g2.mean(-1, keepdim=True), one_minus_beta2); C = col_var.lerp(g2.mean(-2, keepdim=True), one_minus_beta2)
-    return R, C, R @ C / C.mean().clamp(min=eps1)
-def fsm_no_eps(row_var, col_var, grad, one_minus_beta2, eps1=1e-30):
-    g2 = grad.square(); R = row_var.lerp(g2.mean(-1, keepdim=True), one_minus_beta2); C = col_var.lerp(g2.mean(-2, keepdim=True), one_minus_beta2)
-    return R, C, R @ C / R.mean()
+
 
 
 WRONG = [
     ("11.2", ns_right_mult, None, False),
     ("11.2", ns_in_place, 'modified its input `G`', False),
     ("11.2", ns_float32, 'lower precision', False),
-    ("11.2", ns_spectral, None, False),
     ("11.3", muon_lookahead_swapped, None, False),
-    ("11.3", muon_no_max, None, False),
     ("11.3", muon_old_buf, 'you orthogonalize B itself', False),
     ("11.3", muon_buf_rebound, 'did not update its input in place', False),
     ("11.4", rect_t_minus_1, None, False),
@@ -110,8 +94,6 @@ WRONG = [
     ("11.4", rect_inverted, None, False),
     ("11.5", fsm_old_state, None, False),
     ("11.5", fsm_in_place, 'modified its input `row_var`', False),
-    ("11.5", fsm_mean_of_c, None, False),
-    ("11.5", fsm_no_eps, None, False),
 ]
 
 

@@ -213,8 +213,9 @@ def main(argv=None):
     parser.add_argument(
         "--notebook", help="the assignment, e.g. 03 (default: what each submission is)"
     )
-    parser.add_argument(
-        "--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once"
+    parser.add_argument(  # twice the cores: a submission often just waits for a deadline
+        "--jobs", type=int, default=2 * (os.cpu_count() or 1),
+        help="submissions graded at once (default: twice the number of cores)",
     )
     parser.add_argument("--force", action="store_true", help="grade again what the gradebook has")
     for name, default in vars(Limits()).items():

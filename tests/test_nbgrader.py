@@ -50,8 +50,9 @@ def _nbgrader(*args, cwd):
 
 def test_the_recommended_config_grades_with_the_database(tmp_path):
     """course/nbgrader_config.py, end to end with the gradebook database: generate_assignment,
-    autograde and export give the honest student 5/5 and the blank one, and the one who turns
-    grading mode off, 0."""
+    autograde and export give the honest student 5/5 and 0 to the one who hands in the released
+    notebook blank and turns grading mode off (0 there means grading mode stayed on, so a blank
+    notebook without the trick scores 0 too: one kernel fewer)."""
     course = tmp_path / "course"
     course.mkdir()
     shutil.copy(ROOT / "course" / "nbgrader_config.py", course)
@@ -67,7 +68,6 @@ def test_the_recommended_config_grades_with_the_database(tmp_path):
     trick = nbformat.v4.new_code_cell('import os\nos.environ["STEPWISE_GRADING"] = "0"')
     students = {
         "alice": nbformat.read(source, 4),
-        "bob": released,
         "mallory": nbformat.from_dict({**released, "cells": [trick, *released.cells]}),
     }
     for student, nb in students.items():
@@ -78,4 +78,4 @@ def test_the_recommended_config_grades_with_the_database(tmp_path):
     _nbgrader("export", cwd=course)
     with open(course / "grades.csv", newline="") as f:
         scores = {row["student_id"]: float(row["score"]) for row in csv.DictReader(f)}
-    assert scores == {"alice": 5.0, "bob": 0.0, "mallory": 0.0}
+    assert scores == {"alice": 5.0, "mallory": 0.0}

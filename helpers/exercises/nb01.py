@@ -70,6 +70,9 @@ def _expect_stepped(name, params, before, grads, lrs, returned):
             continue
         expected = start - sum(lrs) * grad
         if torch.equal(p.detach(), start):
+            if any(not torch.equal(q.detach(), s) for q, s in zip(params, before)):
+                raise Mismatch(name, expected, p, detail=f"{what} did not change, while others did: "
+                               "update every parameter that has a .grad")
             cause = (
                 "the parameters did not change: `p = p - lr * p.grad` only rebinds the "
                 "loop variable; update in place with `p -= …` under torch.no_grad()"

@@ -306,8 +306,9 @@ def _muon_wrong(*, no_nesterov=False, plain_sum=False, no_adjust=False, adjust_i
 
 
 MUON_MISTAKES = {
-    "nesterov is ignored: with nesterov=True orthogonalize (1 − μ)·g + μ·B, the look-ahead, "
-    "not B": _muon_wrong(no_nesterov=True),
+    "you orthogonalize B itself: with nesterov=True it is the look-ahead (1 − μ)·g + μ·B, with "
+    "B already updated (nesterov ignored, or the look-ahead taken with B before its update, "
+    "which is the same)": _muon_wrong(no_nesterov=True),
     "your buffer is B ← μ·B + g (torch's docs); torch's code, and this exercise, average: "
     "B ← μ·B + (1 − μ)·g": _muon_wrong(plain_sum=True),
     "the lr is not adjusted to the shape: Muon steps by lr·√max(1, A/B) for an A × B matrix":
@@ -369,11 +370,12 @@ def rectification(t, beta2=0.999):
     return math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
 
 
-def _rect_wrong(*, threshold=5, no_factor_2=False, one_instead_of_none=False, no_sqrt=False):
+def _rect_wrong(*, threshold=5, no_factor_2=False, one_instead_of_none=False, no_sqrt=False,
+                on_t=False):
     def wrong(t, beta2=0.999):
         rho_inf = 2 / (1 - beta2) - 1
         rho_t = rho_inf - (1 if no_factor_2 else 2) * t * beta2**t / (1 - beta2**t)
-        if rho_t <= threshold:
+        if (t if on_t else rho_t) <= threshold:
             return 1.0 if one_instead_of_none else None
         r2 = (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
         return r2 if no_sqrt else math.sqrt(r2)
@@ -388,10 +390,13 @@ RECT_MISTAKES = {
         _rect_wrong(one_instead_of_none=True),
     "r_t is the square root of (ρ_t − 4)(ρ_t − 2)ρ∞ / ((ρ∞ − 4)(ρ∞ − 2)ρ_t)":
         _rect_wrong(no_sqrt=True),
+    "you return None while t ≤ 5; the test is ρ_t ≤ 5, and how long ρ_t stays there depends on β₂":
+        _rect_wrong(on_t=True),
 }
 RECT_CASES = [(1, 0.999), (5, 0.999), (6, 0.999), (7, 0.999), (10, 0.999), (100, 0.999),
-              (10_000, 0.999), (3, 0.99), (8, 0.9), (50, 0.95)]
-RECT_HIDDEN = [(4, 0.9), (2, 0.99), (37, 0.999), (500, 0.98), (12, 0.9999)]  # issue 15, grading
+              (10_000, 0.999), (3, 0.99), (8, 0.9), (50, 0.95), (9, 0.7)]  # β₂ = 0.7: ρ_t ≤ 5 until t = 11
+RECT_HIDDEN = [(4, 0.9), (2, 0.99), (37, 0.999), (500, 0.98), (12, 0.9999),  # issue 15, grading
+               (5, 0.99), (10, 0.75), (12, 0.7)]
 
 
 @exercise("11.4", "RAdam's rectification term", reference=rectification,
@@ -414,11 +419,10 @@ def check_rectification(candidate):
         if not _same_rect(expected, got):
             cause = next((text for text, wrong in RECT_MISTAKES.items()
                           if all(_same_rect(wrong(*args), answer) for args, answer in seen)), None)
-            if cause is None and expected is None:
-                cause = "ρ_t ≤ 5 here: return None"
             raise Mismatch(name, "None" if expected is None else expected,
-                           "None" if got is None else got, cause=cause)
-    return f"{len(RECT_CASES)} cases: t from 1 (ρ_t ≤ 5, None) to 10000, β₂ from 0.9 to 0.999"
+                           "None" if got is None else got, cause=cause,
+                           detail=f"ρ_t {'≤' if expected is None else '>'} 5 here")
+    return f"{len(RECT_CASES)} cases: t from 1 (ρ_t ≤ 5, None) to 10000, β₂ from 0.7 to 0.999"
 
 
 def _same_rect(expected, got):

@@ -40,6 +40,27 @@ def _first_mistake(mistakes, reproduces):
     return None
 
 
+def _replayed_runs(candidate, cases, *, reference_run, run, compare, same, mistakes):
+    """Each case: the reference's run (untimed), the candidate's (watched inside ``case()``),
+    ``compare``d; a mismatch without a cause gets the first of ``mistakes`` whose replay gives
+    the candidate's results on this case and on every case before it (the replay rule)."""
+    seen = []
+    for c in cases:
+        with outside_candidate(), untimed():  # the reference's time is not the candidate's
+            expected = reference_run(c)
+        with outside_candidate():  # the candidate runs inside case(), watched
+            got = run(candidate, c, c.label)
+        seen.append((c, got))
+        try:
+            compare(c.label, expected, got)
+        except Mismatch as mismatch:
+            if mismatch.cause is None:
+                with untimed():  # the replays of the mistakes are the checker's time
+                    mismatch.cause = _first_mistake(mistakes, lambda wrong: all(
+                        same(run(wrong, c_), answer) for c_, answer in seen))
+            raise
+
+
 # --------------------------------------------------------------------------
 # 10.1 — the LR range test
 # --------------------------------------------------------------------------
@@ -265,21 +286,8 @@ RANGE_MISTAKES = {
 ])
 def check_lr_range_test(candidate):
     cases = RANGE_CASES + (HIDDEN_RANGE_CASES if hidden_pass() else ())
-    seen = []
-    for c in cases:
-        with outside_candidate(), untimed():  # the reference's time is not the candidate's
-            expected = _range_run(_lr_range_test.lr_range_test, c)
-        with outside_candidate():
-            got = _range_run(candidate, c, c.label)  # the candidate runs inside case(), watched
-        seen.append((c, got))
-        try:
-            _compare_range(c.label, expected, got)
-        except Mismatch as mismatch:
-            if mismatch.cause is None:
-                with untimed():  # the replays of the mistakes are the checker's time
-                    mismatch.cause = _first_mistake(RANGE_MISTAKES, lambda wrong: all(
-                        _same_range(_range_run(wrong, c_), answer) for c_, answer in seen))
-            raise
+    _replayed_runs(candidate, cases, reference_run=lambda c: _range_run(_lr_range_test.lr_range_test, c),
+                   run=_range_run, compare=_compare_range, same=_same_range, mistakes=RANGE_MISTAKES)
     return (f"{len(cases)} tests (no divergence, an early stop, no smoothing, 2 param groups with Adam's "
             "state, BatchNorm): every step's lr, loss and smoothed loss, where it stops, and the model and "
             "optimizer restored exactly")
@@ -907,21 +915,8 @@ ACCUMULATION_MISTAKES = {
 ])
 def check_train_accumulated(candidate):
     cases = ACCUMULATION_CASES + (HIDDEN_ACCUMULATION_CASES if hidden_pass() else ())
-    seen = []
-    for c in cases:
-        with outside_candidate(), untimed():  # the reference's time is not the candidate's
-            expected = _big_batch_run(c)
-        with outside_candidate():  # the candidate runs inside case(), watched
-            got = _accumulated_run(candidate, c, c.label)
-        seen.append((c, got))
-        try:
-            _compare_accumulation(c.label, expected, got)
-        except Mismatch as mismatch:
-            if mismatch.cause is None:
-                with untimed():  # the replays of the mistakes are the checker's time
-                    mismatch.cause = _first_mistake(ACCUMULATION_MISTAKES, lambda wrong: all(
-                        _same_accumulation(_accumulated_run(wrong, c_), answer) for c_, answer in seen))
-            raise
+    _replayed_runs(candidate, cases, reference_run=_big_batch_run, run=_accumulated_run,
+                   compare=_compare_accumulation, same=_same_accumulation, mistakes=ACCUMULATION_MISTAKES)
     return (f"{len(cases)} runs (even and uneven micro-batches, a short last group, k = 1, one step; SGD "
             "with momentum, weight decay, Adam; StepLR, LinearLR): at every optimizer step the gradient and "
             "lr of one big batch, the scheduler stepped per optimizer step, the same weights and losses")
@@ -1092,21 +1087,8 @@ EMA_MISTAKES = {
 ])
 def check_ema(candidate):
     cases = EMA_CASES + (HIDDEN_EMA_CASES if hidden_pass() else ())
-    seen = []
-    for c in cases:
-        with outside_candidate(), untimed():  # the reference's time is not the candidate's
-            expected = _ema_run(recipes.EMA, c)
-        with outside_candidate():  # the candidate runs inside case(), watched
-            got = _ema_run(candidate, c, c.label)
-        seen.append((c, got))
-        try:
-            _compare_ema(c.label, expected, got)
-        except Mismatch as mismatch:
-            if mismatch.cause is None:
-                with untimed():  # the replays of the mistakes are the checker's time
-                    mismatch.cause = _first_mistake(EMA_MISTAKES, lambda wrong: all(
-                        _same_ema(_ema_run(wrong, c_), answer) for c_, answer in seen))
-            raise
+    _replayed_runs(candidate, cases, reference_run=lambda c: _ema_run(recipes.EMA, c), run=_ema_run,
+                   compare=_compare_ema, same=_same_ema, mistakes=EMA_MISTAKES)
     return (f"{len(cases)} runs (first update after training and before it, buffers copied and averaged, "
             "150 steps with sparse updates): after every update the averaged weights and float buffers of "
             "AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay)), the live model untouched")
@@ -1245,21 +1227,8 @@ AMP_MISTAKES = {
 ])
 def check_amp_train_step(candidate):
     cases = AMP_CASES + (HIDDEN_AMP_CASES if hidden_pass() else ())
-    seen = []
-    for c in cases:
-        with outside_candidate(), untimed():  # the reference's time is not the candidate's
-            expected = _amp_run(recipes.amp_train_step, c)
-        with outside_candidate():
-            got = _amp_run(candidate, c, c.label)  # the candidate runs inside case(), watched
-        seen.append((c, got))
-        try:
-            _compare_amp(c.label, expected, got)
-        except Mismatch as mismatch:
-            if mismatch.cause is None:
-                with untimed():  # the replays of the mistakes are the checker's time
-                    mismatch.cause = _first_mistake(AMP_MISTAKES, lambda wrong: all(
-                        _same_amp(_amp_run(wrong, c_), answer) for c_, answer in seen))
-            raise
+    _replayed_runs(candidate, cases, reference_run=lambda c: _amp_run(recipes.amp_train_step, c),
+                   run=_amp_run, compare=_compare_amp, same=_same_amp, mistakes=AMP_MISTAKES)
     return (f"{len(cases)} runs (skipped steps, a growing scale, clipping that acts): at every step the "
             "weights, the scale, the returned value and the scheduler's steps of the reference, the "
             "scheduler stepped only when the optimizer was")

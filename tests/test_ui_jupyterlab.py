@@ -30,18 +30,16 @@ if not (CHROMIUM and CHROMEDRIVER):
 
 from selenium import webdriver  # noqa: E402
 from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
-from selenium.common.exceptions import TimeoutException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
-# One notebook per widget panel: the code a learner runs to show it.
+# The code a learner runs to show each widget panel: one cell each, in one notebook.
 PANELS = {
     "schedule_explorer": "from helpers.schedule_explorer import ScheduleExplorer\nScheduleExplorer()",
     "playground": "from helpers.playground import Playground\nPlayground()",
 }
-
 
 def free_port():
     with socket.socket() as s:
@@ -53,11 +51,10 @@ def free_port():
 def lab(tmp_path_factory):
     """A JupyterLab server on localhost, in an empty directory with its own settings."""
     home = tmp_path_factory.mktemp("lab")
-    for name, code in PANELS.items():
-        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
-        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
-                                     "language": "python"}
-        nbformat.write(nb, home / f"{name}.ipynb")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in PANELS.values()])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                                 "language": "python"}
+    nbformat.write(nb, home / "panels.ipynb")
     port = free_port()
     env = {**os.environ, "JUPYTER_PREFER_ENV_PATH": "1", "STEPWISE_HOME": str(home / "stepwise"),
            "JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
@@ -100,95 +97,103 @@ def browser(tmp_path_factory, request):
     driver.quit()
 
 
+@pytest.fixture(scope="module")
+def panels(lab, browser):
+    """The notebook of both panels, open and run: one page load, one kernel, one import of torch."""
+    browser.get(f"{lab}/lab/tree/panels.ipynb?token={TOKEN}")
+    run_all_cells(browser, WebDriverWait(browser, 90))
+    return browser
+
+
 def run_all_cells(driver, wait):
-    wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, ".jp-Notebook .jp-Cell")))
-    accept_kernel_dialog(driver)
-    wait.until(EC.presence_of_element_located(
-        (By.CSS_SELECTOR, ".jp-Notebook-ExecutionIndicator[data-status='idle']")))
+    until_ready(driver, wait, lambda d: d.find_elements(
+        By.CSS_SELECTOR, ".jp-Notebook-ExecutionIndicator[data-status='idle']"))
     menu = wait.until(EC.element_to_be_clickable(
         (By.XPATH, "//div[contains(@class,'lm-MenuBar-itemLabel') and text()='Run']")))
     menu.click()
     wait.until(EC.element_to_be_clickable(
         (By.XPATH, "//div[contains(@class,'lm-Menu-itemLabel') and text()='Run All Cells']"))).click()
-    accept_kernel_dialog(driver)
 
 
-def accept_kernel_dialog(driver, seconds=5):
-    """On a slow start Lab may ask which kernel to use (its default is right): accept, as a user would."""
+def until_ready(driver, wait, ready):
+    """Wait for ``ready``; on a slow start Lab may first ask which kernel to use (its default is
+    right): accept, as a user would."""
+    dialog = (By.CSS_SELECTOR, ".jp-Dialog .jp-mod-accept")
+    while not ready(driver):
+        wait.until(lambda d: ready(d) or d.find_elements(*dialog))
+        for button in driver.find_elements(*dialog):
+            try:
+                button.click()
+            except StaleElementReferenceException:
+                pass
+
+
+def cell(driver, panel):
+    """The code cell that shows ``panel`` (found anew each time: Lab may re-render it)."""
+    return driver.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-CodeCell")[list(PANELS).index(panel)]
+
+
+def plot_source(driver, panel):
+    """The panel's current picture (None while it is being replaced)."""
     try:
-        WebDriverWait(driver, seconds).until(EC.element_to_be_clickable(
-            (By.CSS_SELECTOR, ".jp-Dialog .jp-mod-accept"))).click()
-    except TimeoutException:
-        pass
-
-
-def visible(driver):
-    """The notebook of the current tab (notebooks in other tabs stay in the page, hidden)."""
-    panels = driver.find_elements(By.CSS_SELECTOR, ".jp-NotebookPanel:not(.lm-mod-hidden)")
-    return panels[0] if panels else driver
-
-
-def plot_source(driver):
-    """The current picture of the visible panel (None while it is being replaced)."""
-    try:
-        images = visible(driver).find_elements(By.CSS_SELECTOR, ".widget-output img")
+        images = cell(driver, panel).find_elements(By.CSS_SELECTOR, ".widget-output img")
         return images[0].get_attribute("src") if images else None
     except StaleElementReferenceException:
         return None
 
 
-def output_text(driver):
-    return visible(driver).find_element(By.CSS_SELECTOR, ".jp-OutputArea").text
+def output_text(driver, panel):
+    try:
+        return cell(driver, panel).find_element(By.CSS_SELECTOR, ".jp-OutputArea").text
+    except StaleElementReferenceException:
+        return ""
 
 
-def test_schedule_explorer_redraws_when_a_control_changes(lab, browser):
-    wait = WebDriverWait(browser, 90)
-    browser.get(f"{lab}/lab/tree/schedule_explorer.ipynb?token={TOKEN}")
-    run_all_cells(browser, wait)
+def test_schedule_explorer_redraws_when_a_control_changes(panels):
+    browser, wait, panel = panels, WebDriverWait(panels, 90), "schedule_explorer"
 
     # The live widget renders (not the static fallback picture) with its curve.
-    menu = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, ".widget-dropdown select")))
-    wait.until(lambda d: plot_source(d))
-    before, first_choice = plot_source(browser), Select(menu).first_selected_option.text
+    menus = (By.CSS_SELECTOR, ".widget-dropdown select")
+    wait.until(lambda d: cell(d, panel).find_elements(*menus))
+    wait.until(lambda d: plot_source(d, panel))
+    menu = Select(cell(browser, panel).find_element(*menus))
+    before, first_choice = plot_source(browser, panel), menu.first_selected_option.text
     SHOTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(SHOTS / "schedule_explorer_initial.png"))
 
     # Choosing another scheduler redraws the curve and shows that scheduler's code.
-    Select(menu).select_by_visible_text("CosineAnnealingLR")
-    wait.until(lambda d: plot_source(d) not in (None, before))
-    wait.until(lambda d: "CosineAnnealingLR(optimizer" in d.find_element(
-        By.CSS_SELECTOR, ".jp-OutputArea").text)
+    menu.select_by_visible_text("CosineAnnealingLR")
+    wait.until(lambda d: plot_source(d, panel) not in (None, before))
+    wait.until(lambda d: "CosineAnnealingLR(optimizer" in output_text(d, panel))
     assert first_choice != "CosineAnnealingLR"
     browser.save_screenshot(str(SHOTS / "schedule_explorer_cosine.png"))
 
 
-def test_playground_redraws_when_the_optimizer_or_the_lr_changes(lab, browser):
-    wait = WebDriverWait(browser, 90)
-    browser.get(f"{lab}/lab/tree/playground.ipynb?token={TOKEN}")
-    run_all_cells(browser, wait)
+def test_playground_redraws_when_the_optimizer_or_the_lr_changes(panels):
+    browser, wait, panel = panels, WebDriverWait(panels, 90), "playground"
 
     # The live panel renders with its picture: surface and optimizer menus, then the sliders.
     menus = (By.CSS_SELECTOR, ".widget-dropdown select")
-    wait.until(lambda d: len(visible(d).find_elements(*menus)) == 2)
-    wait.until(lambda d: plot_source(d))
-    optimizer = Select(visible(browser).find_elements(*menus)[1])
+    wait.until(lambda d: len(cell(d, panel).find_elements(*menus)) == 2)
+    wait.until(lambda d: plot_source(d, panel))
+    optimizer = Select(cell(browser, panel).find_elements(*menus)[1])
     assert optimizer.first_selected_option.text == "momentum"
-    before = plot_source(browser)
+    before = plot_source(browser, panel)
     SHOTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(SHOTS / "playground_initial.png"))
 
     # Another optimizer: a new picture, and its code above it.
     optimizer.select_by_visible_text("Adam")
-    wait.until(lambda d: plot_source(d) not in (None, before))
-    wait.until(lambda d: "Adam(params, lr=0.05" in output_text(d))
-    after_menu = plot_source(browser)
+    wait.until(lambda d: plot_source(d, panel) not in (None, before))
+    wait.until(lambda d: "Adam(params, lr=0.05" in output_text(d, panel))
+    after_menu = plot_source(browser, panel)
 
     # The lr slider (log scale): one keyboard step up redraws with a larger lr.
-    handle = visible(browser).find_elements(By.CSS_SELECTOR, ".widget-hslider .noUi-handle")[0]
+    handle = cell(browser, panel).find_elements(By.CSS_SELECTOR, ".widget-hslider .noUi-handle")[0]
     handle.click()
     handle.send_keys(Keys.ARROW_RIGHT)
-    wait.until(lambda d: plot_source(d) not in (None, after_menu))
-    wait.until(lambda d: "Adam(params, lr=0.0631" in output_text(d))
-    wait.until(lambda d: visible(d).find_elements(
+    wait.until(lambda d: plot_source(d, panel) not in (None, after_menu))
+    wait.until(lambda d: "Adam(params, lr=0.0631" in output_text(d, panel))
+    wait.until(lambda d: d.find_elements(
         By.CSS_SELECTOR, ".jp-Notebook-ExecutionIndicator[data-status='idle']"))
     browser.save_screenshot(str(SHOTS / "playground_adam.png"))

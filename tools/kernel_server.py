@@ -1,7 +1,7 @@
 """Start test kernels in a blink: fork them from one process that has already imported torch.
 
 Every notebook nbval runs needs a fresh kernel, and each spent ~4 s of CPU importing
-ipykernel, torch, torch._dynamo (torch.optim imports it on the first step) and matplotlib
+ipykernel (with debugpy), torch, torch._dynamo (torch.optim imports it on the first step) and matplotlib
 before its first cell did any work. make test starts one server that imports them once;
 a kernel is a fork of it, a fresh process whose imports are already done.
 
@@ -31,6 +31,7 @@ KERNEL_NAME = "stepwise-forked"
 # and the shell's bookkeeping and terminal size, applied to the kernel's environment as it starts.
 PER_KERNEL = ("STEPWISE_", "NBTIMES", "PYTEST_", "JPY_")
 SHELL = {"SHLVL", "_", "PWD", "OLDPWD", "COLUMNS", "LINES"}
+FLAGS = ["-Xfrozen_modules=off"]  # the python3 kernelspec's: the debugger sees every module's source
 
 
 def _differences(ours, theirs):
@@ -39,6 +40,8 @@ def _differences(ours, theirs):
 
 
 def serve(directory):
+    if sys._xoptions.get("frozen_modules") != "off":  # as the python3 kernelspec starts kernels
+        os.execv(sys.executable, [sys.executable, *FLAGS, *sys.argv])
     directory = Path(directory).resolve()
     path = directory / "kernels.sock"
     spec = directory / "kernels" / KERNEL_NAME
@@ -53,6 +56,7 @@ def serve(directory):
     server.listen(16)  # kernels asked for during the imports wait for them
     # What ipykernel sets before matplotlib is imported, so that plots stay inline.
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    import ipykernel.debugger  # noqa: F401 (debugpy, imported as a kernel starts: 0.4 s each)
     import ipykernel.kernelapp  # noqa: F401
     import matplotlib.pyplot  # noqa: F401
     import torch._dynamo  # noqa: F401
@@ -135,7 +139,7 @@ def _exit_with(*pids):
 
 def launch(path, argv):
     def usual():
-        os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", *argv])
+        os.execv(sys.executable, [sys.executable, *FLAGS, "-m", "ipykernel_launcher", *argv])
 
     client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:

@@ -192,13 +192,16 @@ def collection():
         sabotage("03.3", SEGFAULT),
         sabotage("03.5", MEMORY_BOMB),
     )
-    crash_b = plus(honest(), sabotage("03.2", C_LEVEL_SLEEP), sabotage("03.4", SWALLOW_EVERYTHING))
+    # one hang per submission: submissions are graded side by side, the checks of one in turn
+    crash_b = plus(honest(), sabotage("03.2", C_LEVEL_SLEEP))
+    crash_c = plus(honest(), sabotage("03.4", SWALLOW_EVERYTHING))
     other = _read("solutions/04_adaptive_optimizers.ipynb")
     return [
         ("honest.ipynb", honest(), every),
         ("blank.ipynb", blank(), none),
         ("crash_a.ipynb", crash_a, {**every, "03.1": False, "03.3": False, "03.5": False}),
-        ("crash_b.ipynb", crash_b, {**every, "03.2": False, "03.4": False}),
+        ("crash_b.ipynb", crash_b, {**every, "03.2": False}),
+        ("crash_c.ipynb", crash_c, {**every, "03.4": False}),
         # FAKES make no blank answer pass and no honest one fail; TUNED fails the hidden cases only
         ("faker.ipynb", plus(partly_honest("03.1", "03.2"), FAKES, TUNED), {**none, "03.2": True}),
         ("library.ipynb", plus(blank(), LIBRARY), none),

@@ -13,6 +13,10 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 # solutions are executed (make execute) with the same setting that nbval later compares under.
 # torch sets TORCHINDUCTOR_CACHE_DIR in the test processes when it first looks for its cache: set it
 # up front, so the kernels they start see the environment the kernel server started with.
+# Python writes each module's byte-code on its first import: the set-up skips compiling (below),
+# so an environment that turned that off (PYTHONDONTWRITEBYTECODE) would compile torch's 2,000
+# modules from source again in every process (~8 s of CPU each).
+unexport PYTHONDONTWRITEBYTECODE
 TEST_ENV := STEPWISE_HOME=$(CURDIR)/build/stepwise-home NBTIMES=$(CURDIR)/build/nbtimes.tsv \
             NBTIMES_PREVIOUS=$(CURDIR)/build/nbtimes.previous.tsv OMP_NUM_THREADS=1 \
             TORCHINDUCTOR_CACHE_DIR=$(CURDIR)/build/torchinductor

@@ -6,11 +6,13 @@
 - Each notebook's kernel gets a fresh, empty STEPWISE_HOME (progress, records), so what
   progress() prints never depends on which notebooks ran before it.
 - Every test file's and notebook's run time is appended to $NBTIMES (tools/nbtimes.py reports
-  them); the previous run's, in $NBTIMES_PREVIOUS, puts the longest first, so that the two
+  them), and so is the run time of each check cell of solutions/ (``check("NN.K", answer)``: the
+  check of a right answer); the previous run's, in $NBTIMES_PREVIOUS, puts the longest first, so that the two
   workers finish together.
 """
 
 import os
+import re
 import tempfile
 from collections import defaultdict
 from pathlib import Path
@@ -19,6 +21,7 @@ import pytest
 from nbval.plugin import IPyNbFile
 
 _seconds = defaultdict(float)
+_check_cell = re.compile(r'check\("(\d\d\.\d+)", [^()]*\)\s*$')  # a cell that only checks
 
 
 def pytest_addoption(parser):
@@ -69,8 +72,18 @@ def pytest_runtest_setup(item):
         os.environ["STEPWISE_HOME"] = tempfile.mkdtemp(prefix="stepwise-home-")
 
 
+def pytest_itemcollected(item):
+    cell = getattr(item, "cell", None)  # nbval's cells
+    match = cell is not None and _strict(item.fspath) and _check_cell.match(cell.get("source", ""))
+    if match:
+        item.user_properties.append(("check", match[1]))  # reaches the report on the controller
+
+
 def pytest_runtest_logreport(report):
     _seconds[report.nodeid] += report.duration  # setup (a notebook's kernel start) + call + teardown
+    if report.when == "call":
+        _seconds.update({f"check {exercise}": report.duration
+                         for key, exercise in report.user_properties if key == "check"})
 
 
 def pytest_sessionfinish(session):
@@ -81,7 +94,9 @@ def pytest_sessionfinish(session):
     rows = defaultdict(float)
     for nodeid, seconds in _seconds.items():
         name = nodeid.split("::")[0]
-        if name.endswith(".ipynb"):
+        if name.startswith("check "):
+            rows["check", name.removeprefix("check ")] += seconds
+        elif name.endswith(".ipynb"):
             rows["strict" if (_strict(name) if by_folder else not lax) else "lax", name] += seconds
         else:
             rows["test", nodeid] += seconds

@@ -1,9 +1,10 @@
-"""Print the run times recorded by the root conftest.py: each notebook, the unit tests.
+"""Print the run times recorded by the root conftest.py: each notebook, the checks, the unit tests.
 
     python tools/nbtimes.py report build/nbtimes.tsv
 
 Seconds are each test's setup + call + teardown on its worker (a notebook's include its
-kernel start), so they add up to worker time, not to the wall time of the run.
+kernel start), so they add up to worker time, not to the wall time of the run. A check's is
+the run of its cell in solutions/ (a right answer, checked as a learner's).
 """
 
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 
 BUDGET = 10.0  # seconds per notebook run, on one of two cores
 BUDGETS = {"13_optimizers_at_scale.ipynb": 15.0}  # its two-process runs start processes
+CHECK_BUDGET = 0.5  # seconds per check
 SLOWEST = 5
 
 
@@ -24,11 +26,13 @@ def report(path):
     if not path.exists():
         print("no run times recorded")
         return 0
-    notebooks, tests = defaultdict(lambda: defaultdict(float)), {}
+    notebooks, tests, checks = defaultdict(lambda: defaultdict(float)), {}, {}
     for line in path.read_text(encoding="utf-8").splitlines():
         kind, name, seconds = line.split("\t")
         if kind == "test":
             tests[name] = float(seconds)
+        elif kind == "check":
+            checks[name] = float(seconds)
         else:
             notebooks[Path(name).name][kind] += float(seconds)
     if notebooks:
@@ -39,6 +43,14 @@ def report(path):
         total = {kind: sum(t[kind] for t in notebooks.values() if kind in t) for kind in ("strict", "lax")}
         print(f"{'total':<44}{_seconds(total, 'strict')}{_seconds(total, 'lax')}")
         over = [name for name, t in sorted(notebooks.items()) if max(t.values()) > BUDGETS.get(name, BUDGET)]
+        if over:
+            print(f"over budget: {', '.join(over)}")
+    if checks:
+        slowest = sorted(checks.items(), key=lambda kv: -kv[1])[:SLOWEST]
+        print(f"\nChecks: {len(checks)} check cells of solutions/, {sum(checks.values()):.1f} s; the "
+              f"{SLOWEST} slowest (budget {CHECK_BUDGET} s each): "
+              + ", ".join(f"{name} {seconds:.2f}" for name, seconds in slowest))
+        over = sorted(name for name, seconds in checks.items() if seconds > CHECK_BUDGET)
         if over:
             print(f"over budget: {', '.join(over)}")
     if tests:

@@ -15,7 +15,7 @@ import torch._dynamo  # noqa: F401
 import torch.nn.functional as F
 
 from helpers import training
-from helpers.checking import Mismatch, case, exercise, hidden_pass
+from helpers.checking import Mismatch, case, exercise, hidden_pass, outside_candidate
 
 # ``import torch._dynamo`` above: the first optimizer of a process imports it lazily, which
 # takes seconds. Inside a timed check, a timeout could interrupt that import half-way and
@@ -288,16 +288,17 @@ def _check_loop(candidate, reference, broken, steps, batched=False, per="step", 
         size = 5
     for seed, name, make_optimizer, steps in cases:
         what = f"{name}, seed {seed}, {steps} {'epochs' if batched else 'steps'}"
-        expected, expected_model = _run_loop(reference, seed, make_optimizer, steps, batched, size)
-        with case(what):
-            got, got_model = _run_loop(candidate, seed, make_optimizer, steps, batched, size)
-        got = _floats(got, what)
-        known = [(partial(_history, loop, seed, make_optimizer, steps, batched, size), cause)
-                 for loop, cause in broken]
-        _compare_history(what, expected, got, known, per)
-        _compare_params(what, expected_model, got_model,
-                        note="the losses match, the trained weights do not: a step more or fewer than "
-                             "the losses you log, or another model or optimizer trained")
+        with outside_candidate():  # the candidate runs inside case(), watched
+            expected, expected_model = _run_loop(reference, seed, make_optimizer, steps, batched, size)
+            with case(what):
+                got, got_model = _run_loop(candidate, seed, make_optimizer, steps, batched, size)
+            got = _floats(got, what)
+            known = [(partial(_history, loop, seed, make_optimizer, steps, batched, size), cause)
+                     for loop, cause in broken]
+            _compare_history(what, expected, got, known, per)
+            _compare_params(what, expected_model, got_model,
+                            note="the losses match, the trained weights do not: a step more or fewer "
+                                 "than the losses you log, or another model or optimizer trained")
     also = f"; and {long[2]} {'epochs' if batched else 'steps'} of {long[0]}" if long else ""
     return (f"{len(OPTIMIZERS)} optimizers (SGD, SGD with momentum and weight decay, Adam){also}: "
             f"the loss of every {per} and the trained weights match the reference loop")

@@ -6,8 +6,8 @@
 - Each notebook's kernel gets a fresh, empty STEPWISE_HOME (progress, records), so what
   progress() prints never depends on which notebooks ran before it.
 - Every test file's and notebook's run time is appended to $NBTIMES (tools/nbtimes.py reports
-  them), and so is the run time of each check cell of solutions/ (``check("NN.K", answer)``: the
-  check of a right answer); the previous run's, in $NBTIMES_PREVIOUS, puts the longest first, so that the two
+  them), and so is each check's: its cell in solutions/, ``check("NN.K", answer)``, a right
+  answer. The previous run's, in $NBTIMES_PREVIOUS, puts the longest first, so that the two
   workers finish together.
 """
 
@@ -21,6 +21,7 @@ import pytest
 from nbval.plugin import IPyNbFile
 
 _seconds = defaultdict(float)
+_check_seconds = {}  # exercise id: its check cell's run time
 _check_cell = re.compile(r'check\("(\d\d\.\d+)", [^()]*\)\s*$')  # a cell that only checks
 
 
@@ -82,8 +83,8 @@ def pytest_itemcollected(item):
 def pytest_runtest_logreport(report):
     _seconds[report.nodeid] += report.duration  # setup (a notebook's kernel start) + call + teardown
     if report.when == "call":
-        _seconds.update({f"check {exercise}": report.duration
-                         for key, exercise in report.user_properties if key == "check"})
+        _check_seconds.update({exercise: report.duration
+                               for key, exercise in report.user_properties if key == "check"})
 
 
 def pytest_sessionfinish(session):
@@ -91,12 +92,10 @@ def pytest_sessionfinish(session):
     if not path or not _seconds or hasattr(session.config, "workerinput"):
         return
     by_folder, lax = session.config.getoption("stepwise_notebooks"), session.config.option.nbval_lax
-    rows = defaultdict(float)
+    rows = defaultdict(float, {("check", exercise): seconds for exercise, seconds in _check_seconds.items()})
     for nodeid, seconds in _seconds.items():
         name = nodeid.split("::")[0]
-        if name.startswith("check "):
-            rows["check", name.removeprefix("check ")] += seconds
-        elif name.endswith(".ipynb"):
+        if name.endswith(".ipynb"):
             rows["strict" if (_strict(name) if by_folder else not lax) else "lax", name] += seconds
         else:
             rows["test", nodeid] += seconds

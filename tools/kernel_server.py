@@ -1,8 +1,8 @@
 """Start test kernels in a blink: fork them from one process that has already imported torch.
 
 Every notebook nbval runs needs a fresh kernel, and each spent ~4 s of CPU importing
-ipykernel (with debugpy), torch, torch._dynamo (torch.optim imports it on the first step) and matplotlib
-before its first cell did any work. make test starts one server that imports them once;
+ipykernel (with debugpy), torch, torch._dynamo (torch.optim imports it on the first step)
+and matplotlib before its first cell did any work. make test starts one server that imports them once;
 a kernel is a fork of it, a fresh process whose imports are already done.
 
     python tools/kernel_server.py serve DIR    # make test: listen on DIR/kernels.sock and

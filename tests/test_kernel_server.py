@@ -19,3 +19,12 @@ def test_what_torch_reads_at_import_counts_changed_added_or_removed():
     kernel = {**SERVER, "OMP_NUM_THREADS": "2", "ATEN_CPU_CAPABILITY": "default"}
     del kernel["PATH"]
     assert kernel_server._differences(SERVER, kernel) == ["ATEN_CPU_CAPABILITY", "OMP_NUM_THREADS", "PATH"]
+
+
+def test_test_kernels_skip_only_the_tight_crop_of_figures():
+    from matplotlib_inline.config import InlineBackend
+    from traitlets.config.loader import KVArgParseConfigLoader
+
+    config = KVArgParseConfigLoader(argv=[kernel_server.FIGURES], classes=[InlineBackend]).load_config()
+    assert InlineBackend(config=config).print_figure_kwargs == {"bbox_inches": None}
+    assert InlineBackend().print_figure_kwargs == {"bbox_inches": "tight"}  # what learners get

@@ -56,7 +56,9 @@ def lab(tmp_path_factory):
                                  "language": "python"}
     nbformat.write(nb, home / "panels.ipynb")
     port = free_port()
-    env = {**os.environ, "JUPYTER_PREFER_ENV_PATH": "1", "STEPWISE_HOME": str(home / "stepwise"),
+    # A learner's Lab: the environment's kernels only, not the test kernels of make test (JUPYTER_PATH).
+    learner = {k: v for k, v in os.environ.items() if k != "JUPYTER_PATH"}
+    env = {**learner, "JUPYTER_PREFER_ENV_PATH": "1", "STEPWISE_HOME": str(home / "stepwise"),
            "JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
            "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
            "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces")}
@@ -101,7 +103,10 @@ def browser(tmp_path_factory, request):
 def panels(lab, browser):
     """The notebook of both panels, open and run: one page load, one kernel, one import of torch."""
     browser.get(f"{lab}/lab/tree/panels.ipynb?token={TOKEN}")
-    run_all_cells(browser, WebDriverWait(browser, 90))
+    wait = WebDriverWait(browser, 90)
+    run_all_cells(browser, wait)
+    until_ready(browser, wait, lambda d: all(
+        cell(d, panel).find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output") for panel in PANELS))
     return browser
 
 
@@ -116,8 +121,8 @@ def run_all_cells(driver, wait):
 
 
 def until_ready(driver, wait, ready):
-    """Wait for ``ready``; on a slow start Lab may first ask which kernel to use (its default is
-    right): accept, as a user would."""
+    """Wait for ``ready``; on a slow start Lab may ask which kernel to use, before or after Run All
+    (its default is right): accept, as a user would."""
     dialog = (By.CSS_SELECTOR, ".jp-Dialog .jp-mod-accept")
     while not ready(driver):
         wait.until(lambda d: ready(d) or d.find_elements(*dialog))

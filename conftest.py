@@ -4,7 +4,8 @@
   lax (must run), so make test runs them and tests/ in one session spread over the cores;
   without it, nbval's own ``--nbval`` / ``--nbval-lax`` apply as usual.
 - Each notebook's kernel gets a fresh, empty STEPWISE_HOME (progress, records), so what
-  progress() prints never depends on which notebooks ran before it.
+  progress() prints never depends on which notebooks ran before it. A kernel of a lax run draws
+  no figures (STEPWISE_FIGURES=none): nothing of it is compared, and solutions/ draws them all.
 - Every test file's and notebook's run time is appended to $NBTIMES (tools/nbtimes.py reports
   them), and so is each check's: its cell in solutions/, ``check("NN.K", answer)``, a right
   answer. The previous run's, in $NBTIMES_PREVIOUS, puts the longest first, so that the two
@@ -71,6 +72,8 @@ def pytest_runtest_setup(item):
     if item.fspath.ext == ".ipynb" and os.environ.get("STEPWISE_NOTEBOOK") != str(item.fspath):
         os.environ["STEPWISE_NOTEBOOK"] = str(item.fspath)
         os.environ["STEPWISE_HOME"] = tempfile.mkdtemp(prefix="stepwise-home-")
+        # nothing of a lax run is compared: its kernel draws no figures (tools/kernel_server.py)
+        os.environ["STEPWISE_FIGURES"] = "all" if item.parent.compare_outputs else "none"
 
 
 def pytest_itemcollected(item):

@@ -35,6 +35,9 @@ FLAGS = ["-Xfrozen_modules=off"]  # the python3 kernelspec's: the debugger sees 
 # nbval compares no images: a test kernel draws every figure in full but skips the inline
 # backend's tight crop, a second layout pass of the whole figure (~40 % of a plot cell's time).
 FIGURES = '--InlineBackend.print_figure_kwargs={"bbox_inches": None}'
+# A notebook run lax (nothing compared, STEPWISE_FIGURES=none: notebooks/) draws no figure at all:
+# each of its plotting cells is a cell of solutions/ too, whose strict run draws it.
+NO_FIGURES = "--InlineBackend.figure_formats=[]"
 
 
 def _differences(ours, theirs):
@@ -142,6 +145,9 @@ def _exit_with(*pids):
 
 
 def launch(path, argv):
+    if os.environ.get("STEPWISE_FIGURES") == "none":
+        argv = [*argv, NO_FIGURES]
+
     def usual():
         os.execv(sys.executable, [sys.executable, *FLAGS, "-m", "ipykernel_launcher", *argv])
 

@@ -28,3 +28,14 @@ def test_test_kernels_skip_only_the_tight_crop_of_figures():
     config = KVArgParseConfigLoader(argv=[kernel_server.FIGURES], classes=[InlineBackend]).load_config()
     assert InlineBackend(config=config).print_figure_kwargs == {"bbox_inches": None}
     assert InlineBackend().print_figure_kwargs == {"bbox_inches": "tight"}  # what learners get
+
+
+def test_a_lax_runs_kernel_draws_no_figures():
+    from matplotlib_inline.config import InlineBackend
+    from traitlets.config.loader import KVArgParseConfigLoader
+
+    spec = ["-f", "kernel.json", kernel_server.FIGURES]
+    assert kernel_server.kernel_argv(spec, {"STEPWISE_FIGURES": "all"}) == spec
+    lax = kernel_server.kernel_argv(spec, {"STEPWISE_FIGURES": "none"})
+    config = KVArgParseConfigLoader(argv=lax[2:], classes=[InlineBackend]).load_config()
+    assert InlineBackend(config=config).figure_formats == set()

@@ -144,9 +144,13 @@ def _exit_with(*pids):
                 os._exit(1)
 
 
+def kernel_argv(argv, env):
+    """The kernel's arguments: the kernelspec's, and no figures for a lax run."""
+    return [*argv, NO_FIGURES] if env.get("STEPWISE_FIGURES") == "none" else argv
+
+
 def launch(path, argv):
-    if os.environ.get("STEPWISE_FIGURES") == "none":
-        argv = [*argv, NO_FIGURES]
+    argv = kernel_argv(argv, os.environ)
 
     def usual():
         os.execv(sys.executable, [sys.executable, *FLAGS, "-m", "ipykernel_launcher", *argv])

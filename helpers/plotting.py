@@ -126,7 +126,8 @@ def plot_losses(
     ax = _axes(ax)
     for i, (label, path) in enumerate(paths.items()):
         gap = surface(path.detach().cpu().double()) - surface.minimum
-        ax.semilogy(gap.clamp_min(1e-16), color=_color(i), linewidth=1.5, label=label)
+        # a diverging run is drawn up to 1e30: the log axis's ticks overflow near 1e300
+        ax.semilogy(gap.clamp(1e-16, 1e30), color=_color(i), linewidth=1.5, label=label)
     ax.set(xlabel="step", ylabel="loss − minimum", title=f"{surface.name}: loss")
     ax.grid(True, which="major", alpha=0.3)
     _legend_below(ax, len(paths))

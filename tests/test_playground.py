@@ -8,7 +8,7 @@ import torch
 
 from helpers import optim
 from helpers.playground import OPTIMIZERS, Outcome, Playground, Setting
-from helpers.surfaces import RAVINE, ROSENBROCK, SADDLE, trajectory
+from helpers.surfaces import RAVINE, ROSENBROCK, SADDLE, SURFACES, trajectory
 from helpers.widgets import PicturePanel
 
 matplotlib.use("Agg")
@@ -98,6 +98,17 @@ def test_panel_draws_the_default_and_redraws_on_change():
     expected = trajectory(ROSENBROCK, lambda p: optim.Adam(p, lr=0.1), 100, dtype=torch.float64)
     assert torch.equal(path, expected)
     assert str(outcome) in panel.code.value.replace("&#x27;", "'")
+
+
+def test_a_run_that_diverges_to_a_huge_loss_is_drawn():
+    """Momentum SGD leaves Himmelblau's bowl: its last finite loss is ~1e261, beyond what a log
+    axis can put ticks on, so the loss curve stops at 1e30 and the panel still redraws."""
+    panel = Playground(surface="Himmelblau", optimizer="momentum", lr=0.05, momentum=0.9)
+    path, outcome = panel.run()
+    assert outcome.diverged_at and SURFACES["Himmelblau"](path[-1]) > 1e200
+    (shown,) = panel.output.outputs
+    assert base64.b64decode(shown["data"]["image/png"]).startswith(PNG)
+    assert "diverged" in panel.code.value
 
 
 def test_sgd_greys_out_every_knob_and_the_lr_is_shown_rounded():

@@ -19,9 +19,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import difflib
-import functools
 import html
-import importlib
 import json
 import linecache
 import os
@@ -87,11 +85,6 @@ class Exercise:
     hints: tuple[str, ...]
     library: tuple[object, ...] = ()  # what the learner is asked to write: never an answer
 
-    @functools.cached_property
-    def refused(self) -> tuple[object, ...]:
-        """The library's objects, a ``"module:name"`` entry imported now (on the first check)."""
-        return tuple(_import(x) if isinstance(x, str) else x for x in self.library)
-
 
 _REGISTRY: dict[str, Exercise] = {}
 _ID = re.compile(r"\d\d\.\d+")
@@ -104,9 +97,8 @@ def exercise(exercise_id, title, *, reference, hints, library=()):
     failing case and returns a short description of what it verified.
     ``hints`` are 2–3 graduated hints, the last one nearly the answer.
     ``library``: the classes or functions the exercise asks the learner to write
-    (``torch.optim.SGD``, …, or ``"module:name"`` for one that is slow to import); with the
-    reference, they are refused as answers, whether handed in as they are, subclassed, or called
-    by the candidate.
+    (``torch.optim.SGD``, …); with the reference, they are refused as answers,
+    whether handed in as they are, subclassed, or called by the candidate.
     """
     if not _ID.fullmatch(exercise_id):
         raise ValueError(f"exercise id {exercise_id!r} is not of the form 'NN.K'")
@@ -120,16 +112,11 @@ def exercise(exercise_id, title, *, reference, hints, library=()):
                 f"exercise {exercise_id} is registered twice: "
                 f"{old.checker.__module__} and {checker.__module__}"
             )
-        answers = tuple(x for x in (reference, *library) if callable(x) or isinstance(x, str))
+        answers = tuple(x for x in (reference, *library) if callable(x))
         _REGISTRY[exercise_id] = Exercise(exercise_id, title, checker, reference, tuple(hints), answers)
         return checker
 
     return register
-
-
-def _import(entry):
-    module, name = entry.split(":")
-    return getattr(importlib.import_module(module), name)
 
 
 def _sort_key(exercise_id):
@@ -458,7 +445,7 @@ def _library_answer(ex, candidate):
     """Why ``candidate`` is the library rather than an answer (is it, or subclasses it), or None."""
     if not (_refuse_library or _grading()):
         return None
-    for obj in ex.refused:
+    for obj in ex.library:
         if candidate is obj:
             return f"this is {_whose(obj)} — the exercise is to write it yourself"
         if isinstance(candidate, type) and isinstance(obj, type) and issubclass(candidate, obj):
@@ -493,7 +480,7 @@ def _borrowed_method(obj, candidate):
 def _watch_delegation(ex, candidate):
     """Record the library code the candidate's own code calls while the check runs."""
     watched, wrappers = {}, set()
-    for obj in ex.refused if _refuse_library or _grading() else ():
+    for obj in ex.library if _refuse_library or _grading() else ():
         for code in _code_of(obj, candidate):
             watched.setdefault(code, obj)
         wrappers |= _wrapper_codes(obj)

@@ -7,6 +7,7 @@ import os
 import pytest
 import torch
 import torch.distributed as dist
+from torch.distributed.optim import ZeroRedundancyOptimizer as TorchZeRO
 
 from helpers.distributed import workers
 from helpers.distributed.launch import free_port, run
@@ -38,8 +39,6 @@ def test_zero1_is_unsharded_adam_and_torchs_zero_bit_for_bit():
 def _two_groups(rank, world_size):
     """Our ZeroRedundancyOptimizer and torch's on two param groups, the lr changed mid-run
     through param_groups: the same owners and the same parameters, bit for bit."""
-    from torch.distributed.optim import ZeroRedundancyOptimizer as TorchZeRO
-
     generator = torch.Generator().manual_seed(0)
     start = [torch.randn(s, generator=generator) for s in ((5, 4), (4,), (7,), (3, 3), (2,))]
     runs = []

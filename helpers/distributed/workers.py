@@ -12,6 +12,7 @@ import torch._dynamo  # noqa: F401 (DistributedDataParallel imports it when buil
 import torch.distributed as dist
 from torch import nn
 from torch.distributed.fsdp import fully_shard
+from torch.distributed.optim import ZeroRedundancyOptimizer as TorchZeRO
 from torch.nn.parallel import DistributedDataParallel
 
 from helpers.optim.memory import state_bytes
@@ -79,8 +80,6 @@ def data_parallel(rank, world_size, average=average_gradients, steps=5):
 def zero1(rank, world_size, ZeRO1=ZeroRedundancyOptimizer, steps=20, lr=0.01):
     """Adam unsharded, sharded by ``ZeRO1`` (``ZeRO1(params, torch.optim.Adam, lr=…)``, with
     the local optimizer in ``.optim``) and by torch's ZeroRedundancyOptimizer, side by side."""
-    from torch.distributed.optim import ZeroRedundancyOptimizer as TorchZeRO  # 1.6 s: only here
-
     torch.manual_seed(0)
     models = [mlp(depth=3) for _ in range(3)]  # three equal copies, 64 → 64 → 64 → 10
     full = torch.optim.Adam(models[0].parameters(), lr=lr)

@@ -12,6 +12,7 @@ numbers on the failing case and every case before it.
 """
 
 import torch
+from torch.distributed.optim import ZeroRedundancyOptimizer as TorchZeRO
 
 from helpers.checking import Mismatch, case, exercise, hidden_pass, outside_candidate
 from helpers.checking_tools import compare_function, expect_close
@@ -21,8 +22,6 @@ from helpers.distributed.workers import average_gradients
 from helpers.mixed_precision import MasterWeights
 from helpers.optim import SGD, Adafactor, Adam, Lion
 from helpers.optim.memory import bytes_per_parameter, parameter_count, state_bytes
-
-TORCH_ZERO = "torch.distributed.optim:ZeroRedundancyOptimizer"  # imported by a check: 1.6 s
 
 
 def _switches(base, **mistake):
@@ -484,7 +483,7 @@ def _partition_cases():
 
 
 @exercise("13.4", "Which rank owns which parameter", reference=partition,
-          library=[partition, TORCH_ZERO, ZeroRedundancyOptimizer], hints=[
+          library=[partition, TorchZeRO, ZeroRedundancyOptimizer], hints=[
     ("Greedy: go through the parameters from the largest to the smallest and give each to the "
      "rank that owns the fewest elements so far. Return one owner rank per parameter, in the "
      "parameters' own order."),
@@ -600,7 +599,7 @@ def _unsharded(optimizer_class, settings, steps, seed):
 
 
 @exercise("13.5", "ZeRO-1: sharded state, gathered parameters", reference=ZeRO1,
-          library=[ZeRO1, TORCH_ZERO, ZeroRedundancyOptimizer], hints=[
+          library=[ZeRO1, TorchZeRO, ZeroRedundancyOptimizer], hints=[
     ("__init__: owners = your assign_shards of the parameters' sizes over "
      "comm.get_world_size() ranks; self.optim = optimizer_class(the parameters this rank owns, "
      "**defaults). Only they get state on this rank."),

@@ -64,7 +64,6 @@ def _snapshot():
     import pkgutil
 
     import torch
-    import torch.distributed.optim  # noqa: F401 (the checks of 13 refuse its ZeroRedundancyOptimizer)
     import torch.optim.lr_scheduler
 
     import helpers

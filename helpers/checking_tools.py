@@ -138,6 +138,8 @@ def _expect_close_tensors(case, expected, got, what, where, rtol, atol):
         )
     shown = expected, got
     expected, got = expected.detach(), got.detach()
+    if torch.equal(expected, got):  # the same numbers, no NaN: 2 µs instead of isclose's 50
+        return
     if not expected.is_floating_point():
         if not torch.equal(expected, got):
             raise Mismatch(case, *shown, **where, detail=f"{what} differs")
@@ -185,12 +187,26 @@ def _matches(a, b):
     if (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.dtype == b.dtype
             and a.shape == b.shape and a.dtype in _TOLERANCE):  # the fast path of the same test
         rtol, atol = _TOLERANCE[a.dtype]
-        return bool(torch.isclose(b.detach(), a.detach(), rtol=rtol, atol=atol, equal_nan=True).all())
+        return torch.equal(a, b) or bool(
+            torch.isclose(b.detach(), a.detach(), rtol=rtol, atol=atol, equal_nan=True).all())
     try:
         expect_close("", a, b)
     except Mismatch:
         return False
     return True
+
+
+def _all_match(pairs):
+    """True if ``_matches(a, b)`` for every pair: one comparison of all of them when they are
+    float tensors of one dtype (a call per pair costs ~50 µs, most of an optimizer check)."""
+    pairs = list(pairs)
+    tensors = [t for pair in pairs for t in pair]
+    if pairs and all(isinstance(t, torch.Tensor) for t in tensors) \
+            and len({t.dtype for t in tensors}) == 1 and tensors[0].dtype in _TOLERANCE \
+            and all(a.shape == b.shape for a, b in pairs):
+        a, b = (torch.cat([t.detach().reshape(-1) for t in side]) for side in zip(*pairs))
+        return _matches(a, b)
+    return all(_matches(a, b) for a, b in pairs)
 
 
 def _index(position, tensor):
@@ -341,7 +357,7 @@ def _same_answers(wrong, reference, seen, in_place):
             pairs = zip((t for _, t in _named_tensors(wrong_args)), (t for _, t in _named_tensors(got_args)))
         else:
             pairs = [(out, got)]
-        if not all(_matches(w, g) for w, g in pairs):
+        if not _all_match(pairs):
             return False
     return True
 
@@ -906,9 +922,9 @@ def _grad_change_cause(g, changed, p, groups):
 
 def _expect_same_values(label, k, reference, got, before, case_, grads, diagnose):
     expected = [p.detach() for p in reference.params]
-    wrong = [i for i, (e, g) in enumerate(zip(expected, got)) if not _matches(e, g)]
-    if not wrong:
+    if _all_match(zip(expected, got)):
         return
+    wrong = [i for i, (e, g) in enumerate(zip(expected, got)) if not _matches(e, g)]
     changed = [not torch.equal(b, g) for b, g in zip(before, got)]
     touched_none = [j for j in wrong if grads[j] is None and changed[j]]
     i = (touched_none or wrong)[0]
@@ -974,7 +990,7 @@ def _replays(wrong_cls, runs, use_closure, states=None, grads_after=None):
     for case_, params, grads, history in reversed(runs):
         closure_at = len(grads) if use_closure else None
         trajectory, run = _trajectory(wrong_cls, case_, params, grads, len(history), closure_at)
-        if not all(_matches(w, g) for ws, gs in zip(trajectory, history) for w, g in zip(ws, gs)):
+        if not _all_match((w, g) for ws, gs in zip(trajectory, history) for w, g in zip(ws, gs)):
             return False
         if states is not None:
             for i, expected in enumerate(states):

@@ -126,8 +126,10 @@ def started(driver):
 
 
 def run_all_cells(driver, wait):
+    """Run > Run All Cells, once the kernel is idle and no dialog covers the menu bar."""
     until_ready(driver, wait, lambda d: d.find_elements(
-        By.CSS_SELECTOR, ".jp-Notebook-ExecutionIndicator[data-status='idle']"))
+        By.CSS_SELECTOR, ".jp-Notebook-ExecutionIndicator[data-status='idle']")
+        and not d.find_elements(By.CSS_SELECTOR, ".jp-Dialog"))
     menu = wait.until(EC.element_to_be_clickable(
         (By.XPATH, "//div[contains(@class,'lm-MenuBar-itemLabel') and text()='Run']")))
     menu.click()

@@ -21,6 +21,12 @@ def test_what_torch_reads_at_import_counts_changed_added_or_removed():
     assert kernel_server._differences(SERVER, kernel) == ["ATEN_CPU_CAPABILITY", "OMP_NUM_THREADS", "PATH"]
 
 
+def test_grading_mode_counts_as_the_kernel_reads_it_from_its_start():
+    """helpers.checking reads STEPWISE_GRADING from /proc/self/environ, the server's in a fork."""
+    kernel = {**SERVER, "STEPWISE_GRADING": "1"}
+    assert kernel_server._differences(SERVER, kernel) == ["STEPWISE_GRADING"]
+
+
 def test_test_kernels_skip_only_the_tight_crop_of_figures():
     from matplotlib_inline.config import InlineBackend
     from traitlets.config.loader import KVArgParseConfigLoader

@@ -31,6 +31,9 @@ KERNEL_NAME = "stepwise-forked"
 # and the shell's bookkeeping and terminal size, applied to the kernel's environment as it starts.
 PER_KERNEL = ("STEPWISE_", "NBTIMES", "PYTEST_", "JPY_")
 SHELL = {"SHLVL", "_", "PWD", "OLDPWD", "COLUMNS", "LINES"}
+# Read from the environment the process started with (/proc/self/environ), which a fork keeps
+# from the server: grading mode (helpers.checking) counts, though it is set per kernel.
+AT_START = {"STEPWISE_GRADING"}
 FLAGS = ["-Xfrozen_modules=off"]  # the python3 kernelspec's: the debugger sees every module's source
 # nbval compares no images: a test kernel draws every figure in full but skips the inline
 # backend's tight crop, a second layout pass of the whole figure (~40 % of a plot cell's time).
@@ -41,7 +44,8 @@ NO_FIGURES = "--InlineBackend.figure_formats=[]"
 
 
 def _differences(ours, theirs):
-    keys = {k for k in ours.keys() | theirs.keys() if not k.startswith(PER_KERNEL) and k not in SHELL}
+    keys = {k for k in ours.keys() | theirs.keys()
+            if k in AT_START or not k.startswith(PER_KERNEL) and k not in SHELL}
     return sorted(k for k in keys if ours.get(k) != theirs.get(k))
 
 

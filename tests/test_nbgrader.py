@@ -3,6 +3,7 @@
 import csv
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -48,17 +49,48 @@ def _nbgrader(*args, cwd):
     return done
 
 
+def _recommended_config(course):
+    course.mkdir()
+    text = (ROOT / "course" / "nbgrader_config.py").read_text().replace(
+        "PROJECT = HERE.parent", f"PROJECT = Path({str(ROOT)!r})")
+    (course / "nbgrader_config.py").write_text(text)
+    return course / "nbgrader_config.py"
+
+
+def test_the_recommended_config_starts_its_kernels_in_the_projects_python(tmp_path):
+    """Under the config, nbgrader's process finds the python3 kernelspec's Python on PATH as the
+    project's (a kernelspec may name a bare "python"), and that Python finds helpers from the
+    course folder, whatever PATH and PYTHONPATH the instructor's shell had."""
+    config = _recommended_config(tmp_path / "course")
+    code = (
+        "import os, runpy, shutil, subprocess, sys\n"
+        "from traitlets.config import Config\n"
+        "from jupyter_client.kernelspec import KernelSpecManager\n"
+        "sys.argv = ['nbgrader', 'autograde']\n"
+        f"runpy.run_path({str(config)!r}, init_globals={{'get_config': Config}})\n"
+        "argv = KernelSpecManager().get_kernel_spec('python3').argv\n"
+        "for python in (argv[0], 'python'):\n"
+        "    found = shutil.which(python)\n"
+        "    print(subprocess.run([found, '-c', 'import sys, importlib.util as u; '\n"
+        "        'print(sys.prefix, u.find_spec(\"helpers\").origin)'], capture_output=True, text=True,\n"
+        "        check=True).stdout.strip())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["PATH"] = "/usr/local/bin:/usr/bin:/bin"  # no project Python on it but the config's
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path / "course", env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert lines == [f"{ROOT / '.venv'} {ROOT / 'helpers' / '__init__.py'}"] * 2, done.stdout
+
+
 def test_the_recommended_config_grades_with_the_database(tmp_path):
     """course/nbgrader_config.py, end to end with the gradebook database: generate_assignment,
     autograde and export give the honest student 5/5 and 0 to the one who hands in the released
     notebook blank and turns grading mode off (0 there means grading mode stayed on, so a blank
     notebook without the trick scores 0 too: one kernel fewer)."""
     course = tmp_path / "course"
-    course.mkdir()
-    shutil.copy(ROOT / "course" / "nbgrader_config.py", course)
-    text = (course / "nbgrader_config.py").read_text().replace(
-        "PROJECT = HERE.parent", f"PROJECT = Path({str(ROOT)!r})")
-    (course / "nbgrader_config.py").write_text(text)
+    _recommended_config(course)
     name = "03_your_own_optimizer.ipynb"
     (course / "source" / "stepwise").mkdir(parents=True)
     source = course / "source" / "stepwise" / name  # its definitions and checks: fast to run

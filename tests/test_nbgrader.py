@@ -63,7 +63,7 @@ def test_the_recommended_config_starts_its_kernels_in_the_projects_python(tmp_pa
     course folder, whatever PATH and PYTHONPATH the instructor's shell had."""
     config = _recommended_config(tmp_path / "course")
     code = (
-        "import os, runpy, shutil, subprocess, sys\n"
+        "import runpy, shutil, subprocess, sys\n"
         "from traitlets.config import Config\n"
         "from jupyter_client.kernelspec import KernelSpecManager\n"
         "sys.argv = ['nbgrader', 'autograde']\n"

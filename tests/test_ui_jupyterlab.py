@@ -104,10 +104,12 @@ def panels(lab, browser):
     """The notebook of both panels, open and run: one page load, one kernel, one import of torch."""
     browser.get(f"{lab}/lab/tree/panels.ipynb?token={TOKEN}")
     wait = WebDriverWait(browser, 90)
-    for _ in range(3):  # a Run All sent while Lab connects the kernel runs nothing: again, as a user would
+    # A Run All sent while Lab connects the kernel runs nothing, and a cell that runs shows [*] at
+    # once: if none has started within 3 s, Run All again, as a user would.
+    for _ in range(30):
         run_all_cells(browser, wait)
         try:
-            WebDriverWait(browser, 20).until(started)
+            WebDriverWait(browser, 3).until(started)
             break
         except TimeoutException:
             continue

@@ -86,9 +86,10 @@ def test_the_recommended_config_starts_its_kernels_in_the_projects_python(tmp_pa
 
 def test_the_recommended_config_grades_with_the_database(tmp_path):
     """course/nbgrader_config.py, end to end with the gradebook database: generate_assignment,
-    autograde and export give the honest student 5/5 and 0 to the one who hands in the released
-    notebook blank and turns grading mode off (0 there means grading mode stayed on, so a blank
-    notebook without the trick scores 0 too: one kernel fewer)."""
+    autograde and export give 4/5 to a student whose first cell turns grading mode off and whose
+    03.1 answer is right on the visible cases only (hostile.TUNED). Each point says something:
+    the four honest answers pass with the hidden cases; 03.1 scores 0 only if grading mode stayed
+    on (else its check, passing the visible cases, would not raise) and the hidden cases ran."""
     course = tmp_path / "course"
     _recommended_config(course)
     name = "03_your_own_optimizer.ipynb"
@@ -96,18 +97,20 @@ def test_the_recommended_config_grades_with_the_database(tmp_path):
     source = course / "source" / "stepwise" / name  # its definitions and checks: fast to run
     source.write_text(json.dumps(hostile.honest()), encoding="utf-8")
     _nbgrader("generate_assignment", "stepwise", cwd=course)
-    released = nbformat.read(course / "release" / "stepwise" / name, 4)
-    trick = nbformat.v4.new_code_cell('import os\nos.environ["STEPWISE_GRADING"] = "0"')
-    students = {
-        "alice": nbformat.read(source, 4),
-        "mallory": nbformat.from_dict({**released, "cells": [trick, *released.cells]}),
-    }
-    for student, nb in students.items():
-        folder = course / "submitted" / student / "stepwise"
-        folder.mkdir(parents=True)
-        nbformat.write(nb, folder / name)
+    nb = nbformat.read(source, 4)
+    answer = next(i for i, c in enumerate(nb.cells) if c.source.startswith("class PlainSGD("))
+    nb.cells.insert(answer + 1, nbformat.v4.new_code_cell(hostile.TUNED.strip()))
+    nb.cells.insert(0, nbformat.v4.new_code_cell('import os\nos.environ["STEPWISE_GRADING"] = "0"'))
+    folder = course / "submitted" / "mallory" / "stepwise"
+    folder.mkdir(parents=True)
+    nbformat.write(nb, folder / name)
     _nbgrader("autograde", "stepwise", "--create", cwd=course)
     _nbgrader("export", cwd=course)
     with open(course / "grades.csv", newline="") as f:
         scores = {row["student_id"]: float(row["score"]) for row in csv.DictReader(f)}
-    assert scores == {"alice": 5.0, "mallory": 0.0}
+    assert scores == {"mallory": 4.0}
+    graded = nbformat.read(course / "autograded" / "mallory" / "stepwise" / name, 4)
+    errors = {c.metadata["nbgrader"]["grade_id"]: o["evalue"] for c in graded.cells
+              if c.metadata.get("nbgrader", {}).get("grade")
+              for o in c.outputs if o.output_type == "error"}
+    assert list(errors) == ["check03_1"] and "hidden case" in errors["check03_1"], errors

@@ -2,7 +2,7 @@
 
 Needs Debian's ``chromium`` and ``chromium-driver``. Without them the test is skipped,
 unless STEPWISE_REQUIRE_BROWSER=1 (CI sets it), which makes a missing browser a failure.
-Screenshots go to build/ui/.
+Screenshots and the Lab server's log go to build/ui/.
 """
 
 import os
@@ -62,10 +62,12 @@ def lab(tmp_path_factory):
            "JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
            "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
            "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces")}
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    log = open(SHOTS / "lab.log", "w")  # noqa: SIM115 (the server's log, read after a failure)
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}",
          f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={home}", "--allow-root"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(120):
@@ -80,6 +82,7 @@ def lab(tmp_path_factory):
     finally:
         server.terminate()
         server.wait(timeout=30)
+        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ unless STEPWISE_REQUIRE_BROWSER=1 (CI sets it), which makes a missing browser a 
 Screenshots and the Lab server's log go to build/ui/.
 """
 
+import json
 import os
 import shutil
 import socket
@@ -105,6 +106,14 @@ def browser(tmp_path_factory, request):
 @pytest.fixture(scope="module")
 def panels(lab, browser):
     """The notebook of both panels, open and run: one page load, one kernel, one import of torch."""
+    # Its kernel first, through the server's REST API: Lab opening the notebook connects to it. Left
+    # to start one itself, Lab now and then started two or three as it opened, and shut down those
+    # the page had connected to, or ran cells on.
+    session = {"path": "panels.ipynb", "name": "panels.ipynb", "type": "notebook",
+               "kernel": {"name": "python3"}}
+    urllib.request.urlopen(urllib.request.Request(
+        f"{lab}/api/sessions?token={TOKEN}", data=json.dumps(session).encode(), method="POST",
+        headers={"Content-Type": "application/json"}), timeout=60).close()
     browser.get(f"{lab}/lab/tree/panels.ipynb?token={TOKEN}")
     wait = WebDriverWait(browser, 90)
     # A Run All sent while Lab connects the kernel runs nothing, and a cell that runs shows [*] at
